@@ -1,0 +1,10 @@
+// Each subcommand lives in its own cmd_*.cpp and registers itself on the CLI11 app here.
+// A command's callback throws lt::Error for bad input; main() prints it and exits 1.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace lt::cli {
+
+void register_model_info(CLI::App& app);
+
+}  // namespace lt::cli

@@ -1,0 +1,40 @@
+// Files: whole-file reads, atomic writes (temp name + fsync + rename), read-only mmap.
+// Every error names the path and the system's reason.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace lt {
+
+std::string read_file(const std::string& path);
+// Writes to `path`.tmp.<pid>, fsyncs, renames over `path`: readers see old or new, never half.
+void write_file_atomic(const std::string& path, std::string_view contents);
+// fsync a directory so a rename inside it is durable.
+void fsync_dir(const std::string& dir);
+// Creates `dir` (and parents) and checks that a file can be written in it.
+void ensure_writable_dir(const std::string& dir, const std::string& what);
+
+// A read-only memory map of a whole file. Empty files map to data()==nullptr, size()==0.
+class MappedFile {
+ public:
+  MappedFile() = default;
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+}  // namespace lt
