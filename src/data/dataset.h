@@ -1,0 +1,36 @@
+// TokenDataset: fixed-length samples of token ids, the training job's view of its data.
+//
+// open(path, raw_sample_tokens, split) accepts:
+//  - a prepared dataset directory (`llamatrain prepare`; meta.json + shards, docs/FORMATS.md):
+//    one sample = one block of the chosen split ("train" by default, or "validation").
+//    raw_sample_tokens is ignored when <= 0 or <= the block size (the caller may use a prefix of
+//    each sample); a larger value is an error, since blocks cannot be joined without crossing
+//    the packing boundaries the dataset was made with.
+//  - a single shard file (starts with the LTTOKENS magic, any name): its blocks are the samples.
+//  - a raw little-endian token file, read as one stream cut into consecutive non-overlapping
+//    samples of raw_sample_tokens ids (the remainder is dropped): `*.u32` or `*.u32.bin` hold
+//    uint32 ids, any other `*.bin` holds uint16 ids (the llm.c / nanoGPT convention).
+// Errors (lt::Error naming the file): missing or unreadable file, empty file, a size that is not
+// a whole number of ids, fewer tokens than one sample, a missing split.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace lt {
+
+class TokenDataset {
+ public:
+  static std::unique_ptr<TokenDataset> open(const std::string& path, int raw_sample_tokens,
+                                            const std::string& split = "train");
+  virtual ~TokenDataset() = default;
+  virtual int64_t num_samples() const = 0;
+  virtual int sample_tokens() const = 0;
+  // Largest id present: from shard headers for prepared data, one scan at open for raw files.
+  virtual int64_t max_token_id() const = 0;
+  // Copies sample `index` (0 <= index < num_samples) as sample_tokens() ids.
+  virtual void read(int64_t index, int32_t* out) const = 0;
+  virtual std::string describe() const = 0;  // path + counts, for logs
+};
+
+}  // namespace lt

@@ -1,0 +1,82 @@
+// Token shard files: the binary half of a prepared dataset (the other half is meta.json).
+// A shard is a 64-byte little-endian header followed by num_blocks * block_size token ids,
+// each `token_bytes` wide (2 = uint16 when the vocabulary fits, else 4 = uint32):
+//
+//   off  size  field
+//     0     8  magic "LTTOKENS"
+//     8     4  version (1)
+//    12     4  token_bytes (2 or 4)
+//    16     8  block_size (tokens per block)
+//    24     8  num_blocks
+//    32     8  num_tokens (= num_blocks * block_size; a cross-check)
+//    40     8  num_documents (documents whose BOS lies in this shard)
+//    48     4  max_token_id (largest id stored; 0 for an empty shard)
+//    52    12  reserved, zero
+//    64     …  token ids
+//
+// The file size must be exactly 64 + num_tokens * token_bytes; a shorter file (an interrupted
+// write) is rejected. Full description in docs/FORMATS.md.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/file.h"
+
+namespace lt::data {
+
+inline constexpr char kShardMagic[8] = {'L', 'T', 'T', 'O', 'K', 'E', 'N', 'S'};
+inline constexpr uint32_t kShardVersion = 1;
+inline constexpr size_t kShardHeaderBytes = 64;
+
+struct ShardHeader {
+  uint32_t token_bytes = 2;
+  uint64_t block_size = 0;
+  uint64_t num_blocks = 0;
+  uint64_t num_documents = 0;
+  uint32_t max_token_id = 0;
+};
+
+// True when the first bytes of `data` are the shard magic.
+bool is_shard(const uint8_t* data, size_t size);
+// Parses and validates a header against the file size; errors name `path`.
+ShardHeader parse_shard_header(const uint8_t* data, size_t size, const std::string& path);
+
+// A memory-mapped shard: header plus a view of its token bytes.
+class ShardReader {
+ public:
+  explicit ShardReader(const std::string& path);
+  const ShardHeader& header() const { return header_; }
+  const std::string& path() const { return file_.path(); }
+  // Copies block `b` (block_size ids) widened to int32.
+  void read_block(uint64_t b, int32_t* out) const;
+
+ private:
+  MappedFile file_;
+  ShardHeader header_;
+};
+
+// Streams blocks into `path` (a zero header first), then finish() writes the real header and
+// fsyncs. Destroyed without finish() (an error), it removes the file. Dataset directories are
+// themselves built under a temporary name, so no reader sees a shard being written.
+class ShardWriter {
+ public:
+  ShardWriter(const std::string& path, uint32_t token_bytes, uint64_t block_size);
+  ~ShardWriter();
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+
+  void write_block(const int32_t* ids, uint64_t num_documents_starting_here);
+  uint64_t num_blocks() const { return header_.num_blocks; }
+  void finish();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  ShardHeader header_;
+  std::vector<uint8_t> buf_;
+};
+
+}  // namespace lt::data
