@@ -1,0 +1,28 @@
+// Causal self-attention with grouped KV heads, flash-style: queries and keys are visited in
+// tiles with an online softmax, so no T×T matrix is ever stored. The forward keeps only the
+// output and each row's log-sum-exp; the backward recomputes the probabilities tile by tile.
+//
+// Layouts (token-major rows, as the projections produce them; N = B·T):
+//   q, out, dq: [N, H·hd]      k, v, dk, dv: [N, KV·hd]      lse: [B, H, T]
+// Query head h reads KV head h / (H/KV). Scores are scaled by 1/√hd.
+#pragma once
+#include <cstdint>
+
+namespace lt::cpu {
+
+struct AttnShape {
+  int B, T, H, KV, hd;
+};
+
+void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s);
+// Writes dq, dk, dv (=).
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
+                        const float* lse, float* dq, float* dk, float* dv, const AttnShape& s);
+
+// Plain reference: materialises the full score matrix per head (tests only).
+void attention_forward_ref(const float* q, const float* k, const float* v, float* out, float* lse,
+                           const AttnShape& s);
+void attention_backward_ref(const float* q, const float* k, const float* v, const float* dout, float* dq, float* dk,
+                            float* dv, const AttnShape& s);
+
+}  // namespace lt::cpu

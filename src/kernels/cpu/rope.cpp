@@ -1,0 +1,55 @@
+#include "kernels/cpu/rope.h"
+
+#include <cmath>
+
+namespace lt::cpu {
+
+void rope_tables(float* cos_t, float* sin_t, int T, int hd, float theta) {
+  int half = hd / 2;
+  for (int i = 0; i < half; ++i) {
+    // In double, then rounded once: closer to the exact rotation than fp32 tables.
+    double inv_freq = 1.0 / std::pow(double(theta), double(2 * i) / double(hd));
+    for (int t = 0; t < T; ++t) {
+      double angle = double(t) * inv_freq;
+      cos_t[t * half + i] = float(std::cos(angle));
+      sin_t[t * half + i] = float(std::sin(angle));
+    }
+  }
+}
+
+namespace {
+template <bool kInverse>
+void rotate(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd) {
+  int half = hd / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < BT; ++n) {
+    const float* c = cos_t + (n % T) * half;
+    const float* s = sin_t + (n % T) * half;
+    for (int h = 0; h < H; ++h) {
+      float* a = x + n * H * hd + h * hd;
+      float* b = a + half;
+#pragma omp simd
+      for (int i = 0; i < half; ++i) {
+        float x1 = a[i], x2 = b[i];
+        if (kInverse) {
+          a[i] = x1 * c[i] + x2 * s[i];
+          b[i] = x2 * c[i] - x1 * s[i];
+        } else {
+          a[i] = x1 * c[i] - x2 * s[i];
+          b[i] = x2 * c[i] + x1 * s[i];
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
+void rope_forward(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd) {
+  rotate<false>(x, cos_t, sin_t, BT, T, H, hd);
+}
+
+void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd) {
+  rotate<true>(dx, cos_t, sin_t, BT, T, H, hd);
+}
+
+}  // namespace lt::cpu

@@ -1,0 +1,17 @@
+// Rotary position embedding, Hugging Face convention ("rotate half"): within each head of
+// size hd, element i pairs with i + hd/2 (i < hd/2) and rotates by pos · theta^(-2i/hd).
+// (Meta's original and llama2.c pair (2i, 2i+1) instead; HF checkpoints store q/k rows
+// permuted so that both give the same model. docs/FORMATS.md gives the permutation.)
+#pragma once
+#include <cstdint>
+
+namespace lt::cpu {
+
+// cos/sin tables [T, hd/2], computed in double and rounded to fp32.
+void rope_tables(float* cos_t, float* sin_t, int T, int hd, float theta);
+// x: [B·T, H·hd] rows (token-major, heads contiguous). Token row n has position n % T.
+void rope_forward(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd);
+// The inverse rotation, applied to the gradient in place.
+void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd);
+
+}  // namespace lt::cpu

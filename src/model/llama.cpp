@@ -1,0 +1,294 @@
+#include "model/llama.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+
+namespace lt {
+
+using cpu::matmul;
+
+namespace {
+void add_inplace(float* y, const float* x, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+constexpr int64_t kHeadChunkFloats = int64_t(8) << 20;  // 32 MiB of logits per LM-head chunk
+}  // namespace
+
+LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
+                       TensorParallelOps* tp)
+    : layout_(layout), c_(layout.config()), ld_(local_dims(layout.config(), layout.shard())), opt_(opt),
+      tp_(tp ? tp : &default_tp_) {
+  LT_CHECK(opt.micro_batch >= 1 && opt.seq_len >= 1 && opt.slots >= 1, "stage: bad micro-batch shape");
+  LT_CHECK(opt.seq_len <= c_.max_seq_len, "train.seq_len = {} exceeds the model's max_position_embeddings = {}",
+           opt.seq_len, c_.max_seq_len);
+  w_ = make_views(layout, weights);
+  g_ = make_views(layout, grads);
+  B_ = opt.micro_batch;
+  T_ = opt.seq_len;
+  N_ = B_ * T_;
+  D_ = c_.dim;
+  hd_ = c_.head_dim();
+  qdim_ = ld_.n_heads * hd_;
+  kvdim_ = ld_.n_kv_heads * hd_;
+  F_ = ld_.hidden;
+  const int64_t N = N_, D = D_, Q = qdim_, KV = kvdim_, F = F_, Hl = ld_.n_heads;
+  const int nl = layout.layers().end - layout.layers().begin;
+  const bool last = layout.last_stage();
+  head_rows_ = last ? std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max(1, ld_.vocab))) : 0;
+
+  // Sizes of one layer's full activation record.
+  const int64_t layer_full = 2 * N * D + N + N * Q + 2 * N * KV + N * Q + N * Hl + 2 * N * D + N + 3 * N * F;
+  auto round16 = [](int64_t n) { return (n + 15) / 16 * 16; };
+  int64_t per_slot = round16(N) /*tokens*/ + 2 * round16(N * D) + round16(N);
+  per_slot += nl * (opt.recompute ? round16(N * D) : layer_full + 16 * 16);
+  int64_t acts_floats = per_slot * opt.slots;
+  int64_t work_floats = (opt.recompute ? layer_full + 16 * 16 + round16(N * D) : 0) + 2 * round16(N * D) +
+                        2 * round16(N * Q) + 2 * round16(N * KV) + 3 * round16(N * F) +
+                        round16(head_rows_ * ld_.vocab) + 4 * round16(head_rows_) + 2 * round16(T_ * hd_ / 2);
+  acts_ = Buffer(size_t(acts_floats) * sizeof(float));
+  work_ = Buffer(size_t(work_floats) * sizeof(float));
+
+  float* ap = acts_.as<float>();
+  float* wp = work_.as<float>();
+  auto take = [](float*& p, int64_t n) {
+    float* r = p;
+    p += (n + 15) / 16 * 16;
+    return r;
+  };
+  auto full_layer = [&](float*& p) {
+    LayerActs a;
+    a.x = take(p, N * D);
+    a.ln1 = take(p, N * D);
+    a.rstd1 = take(p, N);
+    a.q = take(p, N * Q);
+    a.k = take(p, N * KV);
+    a.v = take(p, N * KV);
+    a.att = take(p, N * Q);
+    a.lse = take(p, N * Hl);
+    a.x_mid = take(p, N * D);
+    a.ln2 = take(p, N * D);
+    a.rstd2 = take(p, N);
+    a.gate = take(p, N * F);
+    a.up = take(p, N * F);
+    a.h = take(p, N * F);
+    return a;
+  };
+  if (opt.recompute) {
+    recompute_ = full_layer(wp);
+    recompute_out_ = take(wp, N * D);
+  }
+  slots_.resize(size_t(opt.slots));
+  for (auto& s : slots_) {
+    s.tokens = reinterpret_cast<int32_t*>(take(ap, N));
+    for (int l = 0; l < nl; ++l) {
+      if (opt.recompute) {
+        LayerActs a{};
+        a.x = take(ap, N * D);
+        s.layers.push_back(a);
+      } else {
+        s.layers.push_back(full_layer(ap));
+      }
+    }
+    s.x_final = take(ap, N * D);
+    s.lnf = take(ap, N * D);
+    s.rstdf = take(ap, N);
+  }
+  d_res_ = take(wp, N * D);
+  d_ln_ = take(wp, N * D);
+  d_q_ = take(wp, N * Q);
+  d_att_ = take(wp, N * Q);
+  d_k_ = take(wp, N * KV);
+  d_v_ = take(wp, N * KV);
+  d_gate_ = take(wp, N * F);
+  d_up_ = take(wp, N * F);
+  d_h_ = take(wp, N * F);
+  logits_ = take(wp, head_rows_ * ld_.vocab);
+  ce_mx_ = take(wp, head_rows_);
+  ce_lse_ = take(wp, head_rows_);
+  ce_st_ = take(wp, 2 * head_rows_);
+  rope_cos_ = take(wp, T_ * hd_ / 2);
+  rope_sin_ = take(wp, T_ * hd_ / 2);
+  cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, c_.rope_theta);
+}
+
+void LlamaStage::logits(int slot, float* out) const {
+  LT_CHECK(layout_.last_stage(), "logits: only the last pipeline stage has the LM head");
+  matmul(slots_[size_t(slot)].lnf, w_.lm_head, out, N_, ld_.vocab, D_, false, true, false);
+}
+
+const float* LlamaStage::output(int slot) const { return slots_[size_t(slot)].x_final; }
+
+void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out) {
+  const int64_t N = N_, D = D_;
+  cpu::rmsnorm_forward(a.x, w.attn_norm, a.ln1, a.rstd1, N, D_, c_.norm_eps);
+  matmul(a.ln1, w.wq, a.q, N, qdim_, D, false, true, false);
+  matmul(a.ln1, w.wk, a.k, N, kvdim_, D, false, true, false);
+  matmul(a.ln1, w.wv, a.v, N, kvdim_, D, false, true, false);
+  cpu::rope_forward(a.q, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
+  cpu::rope_forward(a.k, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
+  cpu::attention_forward(a.q, a.k, a.v, a.att, a.lse, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
+  matmul(a.att, w.wo, a.x_mid, N, D, qdim_, false, true, false);
+  tp_->reduce_partial(a.x_mid, N * D);
+  add_inplace(a.x_mid, a.x, N * D);
+  cpu::rmsnorm_forward(a.x_mid, w.ffn_norm, a.ln2, a.rstd2, N, D_, c_.norm_eps);
+  matmul(a.ln2, w.w_gate, a.gate, N, F_, D, false, true, false);
+  matmul(a.ln2, w.w_up, a.up, N, F_, D, false, true, false);
+  cpu::swiglu_forward(a.gate, a.up, a.h, N * F_);
+  matmul(a.h, w.w_down, x_out, N, D, F_, false, true, false);
+  tp_->reduce_partial(x_out, N * D);
+  add_inplace(x_out, a.x_mid, N * D);
+}
+
+// On entry d_res_ holds the gradient of the layer output; on exit that of its input.
+void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
+  const int64_t N = N_, D = D_, Q = qdim_, KV = kvdim_, F = F_;
+  // x_out = x_mid + h·Wd^T
+  matmul(d_res_, w.w_down, d_h_, N, F, D, false, false, false);
+  matmul(d_res_, a.h, g.w_down, D, F, N, true, false, true);
+  cpu::swiglu_backward(d_h_, a.gate, a.up, d_gate_, d_up_, N * F);
+  matmul(d_gate_, w.w_gate, d_ln_, N, D, F, false, false, false);
+  matmul(d_up_, w.w_up, d_ln_, N, D, F, false, false, true);
+  matmul(d_gate_, a.ln2, g.w_gate, F, D, N, true, false, true);
+  matmul(d_up_, a.ln2, g.w_up, F, D, N, true, false, true);
+  tp_->reduce_input_grad(d_ln_, N * D);
+  cpu::rmsnorm_backward(d_ln_, a.x_mid, w.ffn_norm, a.rstd2, d_res_, g.ffn_norm, N, D_, true);
+  // x_mid = x + att·Wo^T
+  matmul(d_res_, w.wo, d_att_, N, Q, D, false, false, false);
+  matmul(d_res_, a.att, g.wo, D, Q, N, true, false, true);
+  cpu::attention_backward(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_, d_v_,
+                          {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
+  cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
+  cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
+  matmul(d_q_, w.wq, d_ln_, N, D, Q, false, false, false);
+  matmul(d_k_, w.wk, d_ln_, N, D, KV, false, false, true);
+  matmul(d_v_, w.wv, d_ln_, N, D, KV, false, false, true);
+  matmul(d_q_, a.ln1, g.wq, Q, D, N, true, false, true);
+  matmul(d_k_, a.ln1, g.wk, KV, D, N, true, false, true);
+  matmul(d_v_, a.ln1, g.wv, KV, D, N, true, false, true);
+  tp_->reduce_input_grad(d_ln_, N * D);
+  cpu::rmsnorm_backward(d_ln_, a.x, w.attn_norm, a.rstd1, d_res_, g.attn_norm, N, D_, true);
+}
+
+double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad) {
+  const int64_t N = N_, D = D_;
+  const int V = ld_.vocab, vb = ld_.vocab_begin;
+  cpu::rmsnorm_forward(s.x_final, w_.final_norm, s.lnf, s.rstdf, N, D_, c_.norm_eps);
+  double loss = 0.0;
+  for (int64_t r0 = 0; r0 < N; r0 += head_rows_) {
+    const int64_t R = std::min(head_rows_, N - r0);
+    const int32_t* tg = targets + r0;
+    matmul(s.lnf + r0 * D, w_.lm_head, logits_, R, V, D, false, true, false);
+    cpu::ce_row_max(logits_, R, V, ce_mx_);
+    tp_->vocab_max(ce_mx_, R);
+    float* sumexp = ce_st_;
+    float* tlogit = ce_st_ + R;
+    cpu::ce_row_sumexp(logits_, R, V, vb, tg, ce_mx_, sumexp, tlogit);
+    tp_->vocab_sum(ce_st_, 2 * R);
+    for (int64_t r = 0; r < R; ++r) ce_lse_[r] = ce_mx_[r] + std::log(sumexp[r]);
+    if (!need_grad) {
+      for (int64_t r = 0; r < R; ++r)
+        if (tg[r] >= 0) loss += double(ce_lse_[r]) - double(tlogit[r]);
+      continue;
+    }
+    loss += cpu::ce_loss_and_grad(logits_, R, V, vb, tg, ce_lse_, tlogit, loss_scale);
+    matmul(logits_, w_.lm_head, d_ln_ + r0 * D, R, D, V, false, false, false);
+    matmul(logits_, s.lnf + r0 * D, g_.lm_head, V, D, R, true, false, true);
+  }
+  if (need_grad) {
+    tp_->reduce_input_grad(d_ln_, N * D);
+    cpu::rmsnorm_backward(d_ln_, s.x_final, w_.final_norm, s.rstdf, d_res_, g_.final_norm, N, D_, false);
+  }
+  return loss;
+}
+
+double LlamaStage::forward(int slot, const int32_t* tokens, const float* x_in, const int32_t* targets,
+                           float loss_scale, bool need_grad) {
+  Slot& s = slots_[size_t(slot)];
+  const int64_t N = N_, D = D_;
+  const int nl = int(s.layers.size());
+  float* x0 = nl > 0 ? s.layers[0].x : s.x_final;
+  if (layout_.first_stage()) {
+    std::memcpy(s.tokens, tokens, sizeof(int32_t) * size_t(N));
+    cpu::embedding_forward(tokens, w_.embed, x0, N, D_, ld_.vocab_begin, ld_.vocab);
+    tp_->reduce_partial(x0, N * D);
+  } else {
+    std::memcpy(x0, x_in, sizeof(float) * size_t(N * D));
+  }
+  for (int l = 0; l < nl; ++l) {
+    float* x_out = l + 1 < nl ? s.layers[size_t(l) + 1].x : s.x_final;
+    if (opt_.recompute) {
+      recompute_.x = s.layers[size_t(l)].x;
+      layer_forward(w_.layers[size_t(l)], recompute_, x_out);
+    } else {
+      layer_forward(w_.layers[size_t(l)], s.layers[size_t(l)], x_out);
+    }
+  }
+  if (!layout_.last_stage()) return 0.0;
+  // The head's backward runs here, fused with the loss; backward() continues from d_res_.
+  return head_forward_backward(s, targets, loss_scale, need_grad);
+}
+
+void LlamaStage::backward(int slot, const float* dy) {
+  Slot& s = slots_[size_t(slot)];
+  const int64_t N = N_, D = D_;
+  if (!layout_.last_stage()) std::memcpy(d_res_, dy, sizeof(float) * size_t(N * D));
+  for (int l = int(s.layers.size()) - 1; l >= 0; --l) {
+    const LayerWeights& w = w_.layers[size_t(l)];
+    if (opt_.recompute) {
+      recompute_.x = s.layers[size_t(l)].x;
+      layer_forward(w, recompute_, recompute_out_);
+      layer_backward(w, g_.layers[size_t(l)], recompute_);
+    } else {
+      layer_backward(w, g_.layers[size_t(l)], s.layers[size_t(l)]);
+    }
+  }
+  if (layout_.first_stage()) cpu::embedding_backward(s.tokens, d_res_, g_.embed, N, D_, ld_.vocab_begin, ld_.vocab);
+}
+
+namespace {
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+// The value of global element `index` of the tensor whose stream is `stream`.
+float normal_at(uint64_t seed, uint64_t stream, uint64_t index) {
+  Rng r(seed ^ (stream * 0x9e3779b97f4a7c15ull), 2 * index);
+  return r.normal();
+}
+}  // namespace
+
+void init_weights(const ParamLayout& layout, float* weights, uint64_t seed) {
+  const double std_base = 0.02;
+  const double std_out = 0.02 / std::sqrt(2.0 * layout.config().n_layers);
+  for (const auto& p : layout.params()) {
+    float* dst = weights + p.offset;
+    if (p.kind == ParamKind::norm) {
+      for (size_t i = 0; i < p.numel; ++i) dst[i] = 1.0f;
+      continue;
+    }
+    const double sd = (p.kind == ParamKind::attn_o || p.kind == ParamKind::mlp_down) ? std_out : std_base;
+    const uint64_t stream = fnv1a(p.tied_copy ? "model.embed_tokens.weight" : p.name);
+    const int64_t rows = p.shape[0], cols = p.shape[1], gcols = p.global_shape[1];
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        int64_t gi = p.split_dim == 0 ? p.split_begin + i : i;
+        int64_t gj = p.split_dim == 1 ? p.split_begin + j : j;
+        dst[i * cols + j] = float(sd * normal_at(seed, stream, uint64_t(gi * gcols + gj)));
+      }
+  }
+}
+
+}  // namespace lt

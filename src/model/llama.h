@@ -1,0 +1,107 @@
+// LlamaStage: the explicit forward and backward of one pipeline stage of a Llama model on
+// the CPU (no autograd). It owns the activation buffers, allocated once for `slots`
+// micro-batches in flight; weights and gradients are flat buffers laid out by ParamLayout
+// and owned by the caller.
+//
+// One layer, N = B·T tokens, D model width, Hl/KVl local heads, Fl local MLP width:
+//   ln1 = rmsnorm(x)                       q,k,v = ln1·Wq^T, ln1·Wk^T, ln1·Wv^T; rope(q,k)
+//   att = causal_attention(q,k,v)          x_mid = x + g(att·Wo^T)
+//   ln2 = rmsnorm(x_mid)                   h = silu(ln2·Wg^T) ⊙ (ln2·Wu^T)
+//   x_out = x_mid + g(h·Wd^T)
+// The last stage ends with rmsnorm, the LM head and the cross-entropy, run in row chunks
+// fused with their backward, so the full logits never exist.
+//
+// Tensor parallelism stays outside the maths: the model calls TensorParallelOps at the named
+// points (Megatron's f and g); the default does nothing (one rank).
+// Gradient convention: parameter gradients accumulate (+=) across micro-batches.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/buffer.h"
+#include "model/layout.h"
+
+namespace lt {
+
+class TensorParallelOps {
+ public:
+  virtual ~TensorParallelOps() = default;
+  // g: sum the partial outputs of a row-parallel layer (o_proj, down_proj, embedding) over tp.
+  virtual void reduce_partial(float* x, int64_t n) {}
+  // f backward: sum the input gradients of column-parallel layers over tp.
+  virtual void reduce_input_grad(float* dx, int64_t n) {}
+  // Vocab-parallel cross-entropy: element-wise max / sum over the tp group.
+  virtual void vocab_max(float* x, int64_t n) {}
+  virtual void vocab_sum(float* x, int64_t n) {}
+};
+
+struct StageOptions {
+  int micro_batch = 1;
+  int seq_len = 1;
+  bool recompute = false;  // keep only each layer's input; recompute the rest in backward
+  int slots = 1;           // micro-batches whose activations are kept at once (pipeline)
+};
+
+class LlamaStage {
+ public:
+  LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
+             TensorParallelOps* tp = nullptr);
+
+  // Forward of one micro-batch into activation slot `slot`.
+  // First stage reads `tokens` [B·T]; other stages read `x_in` [B·T, D].
+  // Last stage: computes the cross-entropy against `targets` (negative = ignored) and returns
+  // its sum; with need_grad it also runs the head's backward, scaling the gradient of each
+  // token's loss by `loss_scale` (1 / number of counted tokens in the global batch).
+  double forward(int slot, const int32_t* tokens, const float* x_in, const int32_t* targets, float loss_scale,
+                 bool need_grad);
+  // Last stage, after forward(slot): the full logits [B·T, Vl] of this rank's vocabulary range
+  // (tests and inspection only; training never materialises them).
+  void logits(int slot, float* out) const;
+  // Stage output [B·T, D] of `slot` (non-last stages send it to the next stage).
+  const float* output(int slot) const;
+  // Backward of `slot`. Non-last stages read `dy` [B·T, D], the gradient of their output.
+  void backward(int slot, const float* dy);
+  // Gradient of the stage input [B·T, D] after backward (non-first stages send it back).
+  const float* input_grad() const { return d_res_; }
+
+  int tokens_per_micro_batch() const { return N_; }
+  const ParamLayout& layout() const { return layout_; }
+  size_t activation_bytes() const { return acts_.size() + work_.size(); }
+
+ private:
+  struct LayerActs {
+    float *x, *ln1, *rstd1, *q, *k, *v, *att, *lse, *x_mid, *ln2, *rstd2, *gate, *up, *h;
+  };
+  struct Slot {
+    int32_t* tokens;
+    std::vector<LayerActs> layers;
+    float *x_final, *lnf, *rstdf;
+  };
+  void layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out);
+  void layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a);
+  double head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad);
+
+  const ParamLayout& layout_;
+  LlamaConfig c_;
+  LocalDims ld_;
+  StageOptions opt_;
+  StageWeights w_, g_;
+  TensorParallelOps default_tp_;
+  TensorParallelOps* tp_;
+  int B_, T_, N_, D_, hd_, qdim_, kvdim_, F_;
+  int64_t head_rows_;  // rows per LM-head chunk
+  Buffer acts_, work_;
+  std::vector<Slot> slots_;
+  LayerActs recompute_{};  // shared workspace when recomputing
+  float* recompute_out_ = nullptr;
+  float *d_res_, *d_ln_, *d_q_, *d_k_, *d_v_, *d_att_, *d_gate_, *d_up_, *d_h_;
+  float *logits_, *ce_mx_, *ce_lse_, *ce_st_;  // head chunk workspace; ce_st_ = [sumexp | tlogit]
+  float *rope_cos_, *rope_sin_;
+};
+
+// Deterministic random init, independent of the layout: element (i, j) of a global tensor gets
+// the same value whatever tp/pp cut it. Matrices ~ N(0, 0.02²), o_proj/down_proj scaled by
+// 1/√(2·layers) (GPT-2/Megatron), norms 1.
+void init_weights(const ParamLayout& layout, float* weights, uint64_t seed);
+
+}  // namespace lt

@@ -1,0 +1,79 @@
+// The model's forward and backward against the PyTorch reference fixtures.
+#include "model/llama.h"
+
+#include <gtest/gtest.h>
+
+#include "core/buffer.h"
+#include "model/fixture.h"
+
+namespace lt {
+namespace {
+
+class LlamaFixtureTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LlamaFixtureTest, LogitsLossAndGradientsMatchPyTorch) {
+  test::Fixture fx(GetParam());
+  ParamLayout layout(fx.config, ShardSpec{});
+  Buffer w(layout.total() * 4), g(layout.total() * 4);
+  fx.load_params(layout, w.as<float>());
+  for (bool recompute : {false, true}) {
+    std::fill(g.as<float>(), g.as<float>() + layout.total(), 0.0f);
+    StageOptions opt;
+    opt.micro_batch = fx.B;
+    opt.seq_len = fx.T;
+    opt.recompute = recompute;
+    LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+    auto inputs = fx.i32("inputs");
+    auto targets = fx.i32("targets");
+    int count = 0;
+    for (int t : targets) count += t >= 0;
+    double loss_sum = stage.forward(0, inputs.data(), nullptr, targets.data(), 1.0f / float(count), true);
+    // Logits before backward (backward does not touch the head's inputs).
+    std::vector<float> logits(size_t(fx.B) * fx.T * fx.config.vocab_size);
+    stage.logits(0, logits.data());
+    stage.backward(0, nullptr);
+    auto ref_logits = fx.f32("logits");
+    EXPECT_LT(test::norm_rel_err(logits.data(), ref_logits.data(), logits.size()), 1e-5) << "logits";
+    float loss = float(loss_sum / count);
+    EXPECT_NEAR(loss, fx.f32("loss")[0], 1e-5 * std::abs(fx.f32("loss")[0])) << "loss";
+    for (const auto& p : layout.params()) {
+      auto ref = fx.f32("grad." + p.name);
+      ASSERT_EQ(ref.size(), p.numel) << p.name;
+      EXPECT_LT(test::norm_rel_err(g.as<float>() + p.offset, ref.data(), p.numel), 1e-4)
+          << "gradient of " << p.name << (recompute ? " (recompute)" : "");
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, LlamaFixtureTest, ::testing::Values("gqa2", "gqa4_tied", "mqa"));
+
+TEST(LlamaInit, IndependentOfTensorParallelLayout) {
+  LlamaConfig c = preset_config("stories260k");
+  ParamLayout whole(c, ShardSpec{});
+  Buffer w(whole.total() * 4);
+  init_weights(whole, w.as<float>(), 7);
+  for (int r = 0; r < 2; ++r) {
+    ShardSpec s;
+    s.tp = 2;
+    s.tp_rank = r;
+    ParamLayout part(c, s);
+    Buffer p(part.total() * 4);
+    init_weights(part, p.as<float>(), 7);
+    for (const auto& info : part.params()) {
+      const ParamInfo* full = whole.find(info.name);
+      ASSERT_NE(full, nullptr);
+      int64_t rows = info.shape[0], cols = info.shape.size() > 1 ? info.shape[1] : 1;
+      int64_t gcols = full->shape.size() > 1 ? full->shape[1] : 1;
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) {
+          int64_t gi = info.split_dim == 0 ? info.split_begin + i : i;
+          int64_t gj = info.split_dim == 1 ? info.split_begin + j : j;
+          ASSERT_EQ(p.as<float>()[info.offset + i * cols + j], w.as<float>()[full->offset + gi * gcols + gj])
+              << info.name;
+        }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lt
