@@ -208,3 +208,25 @@ def make_adamw(model, lr, betas, eps, weight_decay):
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def meta_to_hf_qk(w, n_heads):
+    """Reorder q_proj/k_proj rows from Meta/llama2.c RoPE layout (pairs (2i, 2i+1)) to HF (pairs (i, i+hd/2)).
+
+    HF row (h, a, i) = Meta row (h, i, a) for a in {0, 1}, i < hd/2; this is the permutation the HF
+    conversion script applies. The rotated q.k dot products are identical under it.
+    """
+    out_dim, in_dim = w.shape
+    return w.view(n_heads, out_dim // n_heads // 2, 2, in_dim).transpose(1, 2).reshape(out_dim, in_dim)
+
+
+def rope_meta(x, theta):
+    """Meta's interleaved RoPE on x [..., T, hd]: rotate (x[2i], x[2i+1]) by pos * theta^(-2i/hd)."""
+    T, hd = x.shape[-2], x.shape[-1]
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    ang = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq).to(x.dtype)   # [T, hd/2]
+    a, b = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = a * ang.cos() - b * ang.sin()
+    out[..., 1::2] = a * ang.sin() + b * ang.cos()
+    return out

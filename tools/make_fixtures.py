@@ -221,8 +221,29 @@ def make_one(name, cfg, B, T, seed):
           f"hand-AdamW diff {adam_diff:.1e}, fp32-run drift {json.dumps({k: float('%.2e' % v) for k, v in drift.items()})}")
 
 
+def check_rope_convention():
+    """HF rotate_half RoPE on HF-ordered weights == Meta interleaved RoPE on Meta-ordered weights (scores)."""
+    gen = torch.Generator().manual_seed(7)
+    cfg = ref.LlamaConfig(hidden_size=48, intermediate_size=8, num_hidden_layers=1, num_attention_heads=4,
+                          num_key_value_heads=4, vocab_size=8, rope_theta=500.0)
+    T, hd = 9, cfg.head_dim
+    x = torch.randn(T, cfg.hidden_size, generator=gen, dtype=torch.float64)
+    wq_meta = torch.randn(cfg.hidden_size, cfg.hidden_size, generator=gen, dtype=torch.float64)
+    wk_meta = torch.randn(cfg.hidden_size, cfg.hidden_size, generator=gen, dtype=torch.float64)
+    heads = lambda y: y.view(T, 4, hd).transpose(0, 1)  # noqa: E731
+    qm, km = ref.rope_meta(heads(x @ wq_meta.T), cfg.rope_theta), ref.rope_meta(heads(x @ wk_meta.T), cfg.rope_theta)
+    cos, sin = ref.rope_cos_sin(cfg, T, torch.float64)
+    qh = ref.apply_rope(heads(x @ ref.meta_to_hf_qk(wq_meta, 4).T), cos, sin)
+    kh = ref.apply_rope(heads(x @ ref.meta_to_hf_qk(wk_meta, 4).T), cos, sin)
+    diff = ((qm @ km.transpose(-1, -2)) - (qh @ kh.transpose(-1, -2))).abs().max().item()
+    assert diff < 1e-9, f"RoPE conventions disagree: {diff}"
+    # Position 0 is not rotated; pair (i, i + hd/2) at position 1 rotates by theta^(-2i/hd).
+    assert torch.allclose(qh[:, 0], heads(x @ ref.meta_to_hf_qk(wq_meta, 4).T)[:, 0])
+
+
 def main():
     torch.set_num_threads(1)
+    check_rope_convention()
     os.makedirs(OUT_DIR, exist_ok=True)
     for name, (cfg, B, T, seed) in CONFIGS.items():
         make_one(name, cfg, B, T, seed)
