@@ -49,8 +49,10 @@ case $cmd in
       echo "s3rver.sh: already running in $dir (pid $(cat "$dir/pid"))" >&2; exit 1
     fi
     cd "$npm_dir"
+    # --openssl-legacy-provider: s3rver encrypts continuation tokens with DES, which Node 20
+    # (OpenSSL 3) only offers from the legacy provider; without it paged listings fail (500).
     S3_KEY=${S3_KEY:-testkey} S3_SECRET=${S3_SECRET:-testsecret} S3_BUCKET=${S3_BUCKET:-ckpt} \
-    S3_DATA="$dir/data" S3_PORT=$port nohup node -e "
+    S3_DATA="$dir/data" S3_PORT=$port nohup node --openssl-legacy-provider -e "
       const S3rver = require('@20minutes/s3rver');
       require('@20minutes/s3rver/lib/models/account').DUMMY_ACCOUNT.createKeyPair(
           process.env.S3_KEY, process.env.S3_SECRET);

@@ -232,7 +232,7 @@ void BackgroundUploader::run() {
         error = e.what();
         if (attempt < options_.max_attempts) {
           double wait = options_.retry_seconds * attempt;
-          log::warn("uploading checkpoint {} failed (attempt {}/{}): {}; retrying in {:.0f} s", dir,
+          log::warn("uploading checkpoint {} failed (attempt {}/{}): {}; retrying in {:.1f} s", dir,
                     attempt, options_.max_attempts, error, wait);
           std::this_thread::sleep_for(std::chrono::duration<double>(wait));
         }

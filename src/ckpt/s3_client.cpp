@@ -438,10 +438,10 @@ std::vector<RemoteObject> S3Store::list(const std::string& prefix) {
   std::vector<RemoteObject> out;
   std::string token;
   for (;;) {
-    // Query keys sorted: continuation-token < list-type < prefix.
+    // Query keys sorted: continuation-token < list-type < max-keys < prefix.
     std::string q;
     if (!token.empty()) q += "continuation-token=" + s3_uri_encode(token, false) + "&";
-    q += "list-type=2&prefix=" + s3_uri_encode(prefix, false);
+    q += "list-type=2&max-keys=" + std::to_string(cfg_.list_page_size) + "&prefix=" + s3_uri_encode(prefix, false);
     Response r = perform({"GET", "", q});
     if (!ok(r.status)) fail_status(r, "list " + describe(prefix), cfg_, bucket_);
     for (const std::string& item : xml_all(r.body, "Contents")) {

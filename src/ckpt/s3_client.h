@@ -31,6 +31,7 @@ struct S3Config {
   uint64_t part_size = 64ull << 20;            // >= 5 MiB (S3's minimum, except the last part)
   int max_attempts = 5;                        // per HTTP request, including the first
   double retry_base_seconds = 0.5;             // backoff: base * 2^(attempt-1), at most 30 s
+  int list_page_size = 1000;     // keys per ListObjectsV2 page (S3's maximum)
   long connect_timeout_seconds = 10;
   long stall_timeout_seconds = 60;  // abort a transfer slower than 1 KiB/s for this long
 
