@@ -196,6 +196,28 @@ void BackgroundUploader::wait_idle() {
   cv_.wait(lock, [this] { return queue_.empty(); });
 }
 
+bool BackgroundUploader::wait_idle_for(double seconds) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return queue_.empty(); });
+}
+
+std::vector<std::string> BackgroundUploader::abandon_queued() {
+  std::vector<std::string> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // The front is in progress while busy_; everything behind it has not started.
+    size_t keep = busy_ ? 1 : 0;
+    while (queue_.size() > keep) {
+      dropped.push_back(queue_.back());
+      queue_.pop_back();
+    }
+  }
+  std::reverse(dropped.begin(), dropped.end());
+  for (const auto& d : dropped) log::warn("checkpoint {} will not be uploaded (abandoned at exit)", d);
+  cv_.notify_all();
+  return dropped;
+}
+
 std::vector<std::string> BackgroundUploader::pending() const {
   std::lock_guard<std::mutex> lock(mu_);
   return {queue_.begin(), queue_.end()};
@@ -221,6 +243,7 @@ void BackgroundUploader::run() {
       cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;
       dir = queue_.front();
+      busy_ = true;
     }
     std::string error;
     for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
@@ -251,6 +274,7 @@ void BackgroundUploader::run() {
       if (error.empty()) ++uploaded_;
       else failures_.push_back(dir + ": " + error);
       queue_.pop_front();
+      busy_ = false;
     }
     cv_.notify_all();
   }

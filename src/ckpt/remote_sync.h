@@ -73,6 +73,11 @@ class BackgroundUploader {
 
   void enqueue(const std::string& local_step_dir);  // returns at once
   void wait_idle();                                 // until the queue is empty
+  // Like wait_idle, but gives up after `seconds`; true when the queue emptied in time.
+  bool wait_idle_for(double seconds);
+  // Drops the checkpoints queued but not started (an upload in progress goes on) and
+  // returns them: for an exit that cannot wait (the destructor otherwise drains the queue).
+  std::vector<std::string> abandon_queued();
   // Directories queued or being uploaded: local retention must not delete these yet.
   std::vector<std::string> pending() const;
   std::vector<std::string> failures() const;  // one message per checkpoint given up on

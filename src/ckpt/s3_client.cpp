@@ -5,6 +5,8 @@
 #include <openssl/sha.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -341,55 +343,72 @@ void S3Store::put_file(const std::string& local_path, const std::string& key) {
 }
 
 void S3Store::put_multipart(const std::string& local_path, const std::string& key, uint64_t size) {
-  std::string what = "multipart upload of " + local_path + " to " + describe(key);
+  // S3 allows at most 10000 parts: grow the part size for very large files.
+  const uint64_t part_size = std::max<uint64_t>(cfg_.part_size, (size + 9999) / 10000);
+  const int n_parts = int((size + part_size - 1) / part_size);
   Response init = perform({"POST", key, "uploads="});
   if (!ok(init.status)) fail_status(init, "POST " + describe(key) + "?uploads", cfg_, bucket_);
   std::string upload_id = xml_first(init.body, "UploadId");
-  LT_CHECK(!upload_id.empty(), "S3 {}: no UploadId in the answer to initiate", what);
+  LT_CHECK(!upload_id.empty(), "S3 initiate multipart upload of {}: no UploadId in the answer", describe(key));
   std::string id_query = "uploadId=" + s3_uri_encode(upload_id, false);
-  try {
-    int fd = ::open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail("cannot open {}: {}", local_path, std::strerror(errno));
-    std::string complete = "<CompleteMultipartUpload>";
-    std::string part(std::min<uint64_t>(cfg_.part_size, size), '\0');
-    int number = 0;
-    for (uint64_t off = 0; off < size; off += cfg_.part_size) {
-      ++number;
-      size_t len = size_t(std::min<uint64_t>(cfg_.part_size, size - off));
-      for (size_t got = 0; got < len;) {
-        ssize_t n = ::pread(fd, part.data() + got, len - got, off_t(off + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          ::close(fd);
-          fail("reading {} at offset {}: {}", local_path, off + got, n == 0 ? "unexpected end of file" : std::strerror(errno));
-        }
-        got += size_t(n);
+
+  int fd = ::open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open {}: {}", local_path, std::strerror(errno));
+  // Parts go up on `parallel_parts` threads, each with its own part buffer; the first error
+  // stops the others and the upload is aborted.
+  std::vector<std::string> etags(static_cast<size_t>(n_parts));
+  std::atomic<int> next{0};
+  std::mutex error_mu;
+  std::exception_ptr first_error;
+  auto worker = [&] {
+    std::string buf;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (first_error) return;
       }
-      // Query keys sorted: partNumber < uploadId.
-      Request req{"PUT", key, "partNumber=" + std::to_string(number) + "&" + id_query, part.data(), len};
-      Response r;
+      int i = next++;
+      if (i >= n_parts) return;
       try {
-        r = perform(req);
+        uint64_t off = uint64_t(i) * part_size;
+        size_t len = size_t(std::min<uint64_t>(part_size, size - off));
+        buf.resize(len);
+        for (size_t got = 0; got < len;) {
+          ssize_t n = ::pread(fd, buf.data() + got, len - got, off_t(off + got));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0)
+            fail("reading {} at offset {}: {}", local_path, off + got,
+                 n == 0 ? "unexpected end of file (did it change during the upload?)" : std::strerror(errno));
+          got += size_t(n);
+        }
+        // Query keys sorted: partNumber < uploadId.
+        Response r = perform({"PUT", key, "partNumber=" + std::to_string(i + 1) + "&" + id_query, buf.data(), len});
+        if (!ok(r.status)) fail_status(r, fmt::format("PUT part {} of {}", i + 1, describe(key)), cfg_, bucket_);
+        LT_CHECK(!r.headers["etag"].empty(), "S3 PUT part {} of {}: stored without an ETag", i + 1, describe(key));
+        etags[size_t(i)] = r.headers["etag"];
+        if (cfg_.after_part) cfg_.after_part(key, i + 1);
       } catch (...) {
-        ::close(fd);
-        throw;
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (!first_error) first_error = std::current_exception();
+        return;
       }
-      if (!ok(r.status)) {
-        ::close(fd);
-        fail_status(r, fmt::format("PUT part {} of {}", number, describe(key)), cfg_, bucket_);
-      }
-      std::string etag = r.headers["etag"];
-      if (etag.empty()) {
-        ::close(fd);
-        fail("S3 {}: part {} was stored without an ETag", what, number);
-      }
-      complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", number, etag);
-      if (cfg_.after_part) cfg_.after_part(key, number);
     }
-    ::close(fd);
+  };
+  int n_threads = std::clamp(cfg_.parallel_parts, 1, n_parts);
+  std::vector<std::thread> threads;
+  for (int t = 1; t < n_threads; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  ::close(fd);
+
+  try {
+    if (first_error) std::rethrow_exception(first_error);
+    std::string complete = "<CompleteMultipartUpload>";
+    for (int i = 0; i < n_parts; ++i)
+      complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", i + 1, etags[size_t(i)]);
     complete += "</CompleteMultipartUpload>";
     Response done = perform({"POST", key, id_query, complete.data(), complete.size()});
-    if (!ok(done.status)) fail_status(done, "complete " + what, cfg_, bucket_);
+    if (!ok(done.status)) fail_status(done, "complete multipart upload of " + describe(key), cfg_, bucket_);
   } catch (...) {
     // Abort so the parts do not linger (and cost) on the server; best effort.
     try {

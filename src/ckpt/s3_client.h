@@ -4,7 +4,8 @@
 // x-amz-content-sha256 header (hex SHA-256 of the body, OpenSSL) that S3 requires and curl
 // 7.88 does not add, and build canonical (sorted, percent-encoded) query strings ourselves.
 // Files above `multipart_threshold` go up as a multipart upload (initiate, parts of
-// `part_size`, complete; abort on failure), so no object is ever visible half-written.
+// `part_size` sent `parallel_parts` at a time, complete; abort on failure), so no object is
+// ever visible half-written.
 // Connection errors, timeouts, HTTP 5xx and 429 are retried with exponential backoff;
 // other errors (403 with S3's error code, a missing bucket or key) fail at once with a
 // message that names the object and the endpoint. Secrets never appear in any message.
@@ -29,13 +30,15 @@ struct S3Config {
 
   uint64_t multipart_threshold = 64ull << 20;  // files larger than this use multipart upload
   uint64_t part_size = 64ull << 20;            // >= 5 MiB (S3's minimum, except the last part)
+  int parallel_parts = 4;                      // parts in flight at once (one buffer each)
   int max_attempts = 5;                        // per HTTP request, including the first
   double retry_base_seconds = 0.5;             // backoff: base * 2^(attempt-1), at most 30 s
   int list_page_size = 1000;     // keys per ListObjectsV2 page (S3's maximum)
   long connect_timeout_seconds = 10;
   long stall_timeout_seconds = 60;  // abort a transfer slower than 1 KiB/s for this long
 
-  // Test hook: called after each multipart part is stored (key, 1-based part number).
+  // Test hook: called after each multipart part is stored (key, 1-based part number), from
+  // the upload threads.
   std::function<void(const std::string& key, int part)> after_part;
 
   // From the usual AWS sources, in the AWS CLI's order of precedence:

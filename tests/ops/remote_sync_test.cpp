@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 
 #include "ckpt/remote_sync.h"
 #include "ckpt/s3_client.h"
@@ -247,4 +249,34 @@ TEST(OpsS3Config, UriEncodingAndSha256) {
   // FIPS 180-2 test vectors.
   EXPECT_EQ(sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(OpsRemoteSync, AbandonQueuedKeepsTheUploadInProgress) {
+  fs::path dir = test::scratch_dir("ops_sync_abandon");
+  auto inner = std::make_shared<DirectoryStore>((dir / "remote").string());
+  auto store = std::make_shared<test::HookedStore>(inner);
+  std::mutex gate;
+  gate.lock();  // holds the first upload inside its first put
+  std::atomic<bool> entered{false};
+  store->before_put = [&](const std::string&) {
+    if (!entered.exchange(true)) {
+      std::lock_guard<std::mutex> wait(gate);
+    }
+  };
+  std::vector<std::string> dropped;
+  {
+    BackgroundUploader up(store, "", {});
+    for (int s = 1; s <= 3; ++s) up.enqueue(test::make_local_checkpoint(dir / "l", s).string());
+    while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_FALSE(up.wait_idle_for(0.05));
+    dropped = up.abandon_queued();
+    EXPECT_EQ(up.pending().size(), 1u);
+    gate.unlock();
+    EXPECT_TRUE(up.wait_idle_for(30));
+  }
+  ASSERT_EQ(dropped.size(), 2u);
+  EXPECT_NE(dropped[0].find("step_00000002"), std::string::npos);
+  auto complete = list_complete_remote(*inner, "");
+  ASSERT_EQ(complete.size(), 1u);
+  EXPECT_EQ(complete[0].step, 1);
 }
