@@ -37,11 +37,11 @@ std::string begin_checkpoint(const std::string& root, int64_t step) {
   return tmp;
 }
 
-namespace {
-
-void write_digest_sidecar(const std::string& path, const FileDigest& d) {
+void record_file_digest(const std::string& path, const FileDigest& d) {
   write_file_atomic(path + ".digest", fmt::format("{} {:016x}\n", d.size, d.xxh64));
 }
+
+namespace {
 
 std::map<std::string, std::string> shard_metadata(const ParamLayout& layout, const char* kind) {
   const ShardSpec& s = layout.shard();
@@ -59,18 +59,21 @@ json slice_json(const ParamInfo& p) {
 
 }  // namespace
 
+std::map<std::string, std::string> model_shard_metadata(const ParamLayout& layout) {
+  auto meta = shard_metadata(layout, "llamatrain-model-shard");
+  for (const auto& p : layout.params())
+    if (!p.tied_copy) meta[p.name] = slice_json(p).dump();
+  return meta;
+}
+
 void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, const float* weights, DType dtype) {
   LT_CHECK(is_float_dtype(dtype), "checkpoint: model dtype must be F32, BF16 or F16, got {}", dtype_name(dtype));
   const ShardSpec& s = layout.shard();
   std::string path = (fs::path(tmp_dir) / model_shard_file(s.tp_rank, s.pp_rank)).string();
   std::vector<TensorDecl> decls;
-  auto meta = shard_metadata(layout, "llamatrain-model-shard");
-  for (const auto& p : layout.params()) {
-    if (p.tied_copy) continue;
-    decls.push_back({p.name, dtype, p.shape});
-    meta[p.name] = slice_json(p).dump();
-  }
-  SafetensorsWriter w(path, decls, meta);
+  for (const auto& p : layout.params())
+    if (!p.tied_copy) decls.push_back({p.name, dtype, p.shape});
+  SafetensorsWriter w(path, decls, model_shard_metadata(layout));
   std::vector<uint8_t> tmp;
   for (const auto& p : layout.params()) {
     if (p.tied_copy) continue;
@@ -82,7 +85,7 @@ void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, co
       w.write(tmp.data(), tmp.size());
     }
   }
-  write_digest_sidecar(path, w.finish());
+  record_file_digest(path, w.finish());
 }
 
 void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, int part, int parts, size_t begin,
@@ -119,7 +122,7 @@ void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, in
   const float* states[] = {master, exp_avg, exp_avg_sq};
   for (const float* st : states)
     for (const auto& pc : pieces) w.write(st + (pc.p->offset + pc.a - begin), (pc.b - pc.a) * 4);
-  write_digest_sidecar(path, w.finish());
+  record_file_digest(path, w.finish());
 }
 
 namespace {

@@ -17,6 +17,7 @@
 // checksum mismatch. load_model/load_optimizer (ckpt/reshard.h) read into any tp/pp/dp layout.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, co
 // elements [a, b) of the flattened local tensor, a and b in the metadata.
 void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, int part, int parts, size_t begin,
                        size_t end, const float* master, const float* exp_avg, const float* exp_avg_sq);
+
+// The __metadata__ of a model shard file: format, layout, and per tensor its slice record
+// {"global_shape", "split_dim", "split_begin"} (tied LM-head copies are not stored).
+std::map<std::string, std::string> model_shard_metadata(const ParamLayout& layout);
+// Leaves `path`.digest (size + xxhash64) for finalize_checkpoint to fold into meta.json.
+void record_file_digest(const std::string& path, const FileDigest& d);
 
 // Rank 0 only, after every rank has written. Checks that every file `meta` implies is present,
 // records size + xxhash64 of each in meta.json, writes DONE, fsyncs, renames step_N.tmp to

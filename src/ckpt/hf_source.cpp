@@ -79,6 +79,14 @@ Tensor HfSource::get(const std::string& name) const {
   return out;
 }
 
+void HfSource::release(const std::string& name) const {
+  auto w = where_.find(name);
+  if (w == where_.end()) return;
+  auto f = files_.find(w->second);
+  if (f == files_.end()) return;
+  if (const TensorInfo* t = f->second->find(name)) f->second->release(*t);
+}
+
 std::vector<std::string> HfSource::names() const {
   std::vector<std::string> out;
   for (const auto& [n, f] : where_) out.push_back(n);

@@ -19,6 +19,7 @@ class HfSource : public TensorSource {
   Tensor get(const std::string& name) const override;
   std::string describe() const override { return "Hugging Face directory '" + dir_ + "'"; }
   DType stored_dtype() const override { return dtype_; }
+  void release(const std::string& name) const override;
   // Tensor names in the directory, sorted.
   std::vector<std::string> names() const;
 

@@ -160,6 +160,12 @@ Tensor CheckpointSource::get(const std::string& name) const {
   return out;
 }
 
+void CheckpointSource::release(const std::string& name) const {
+  auto it = pieces_.find(name);
+  if (it == pieces_.end()) return;
+  for (const auto& s : it->second) s.file->release(s.file->at(s.tensor));
+}
+
 void load_model(const CheckpointRef& ckpt, const ParamLayout& target, float* dst) {
   check_architecture(ckpt, target);
   CheckpointSource src(ckpt);

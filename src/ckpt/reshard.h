@@ -35,6 +35,7 @@ class CheckpointSource : public TensorSource {
   Tensor get(const std::string& name) const override;
   std::string describe() const override { return "checkpoint '" + dir_ + "'"; }
   DType stored_dtype() const override { return meta_.model_dtype; }
+  void release(const std::string& name) const override;
   const CheckpointMeta& meta() const { return meta_; }
 
  private:

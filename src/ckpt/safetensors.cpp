@@ -1,6 +1,7 @@
 #include "ckpt/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -187,6 +188,15 @@ const TensorInfo& SafetensorsFile::at(const std::string& name) const {
   const TensorInfo* t = find(name);
   if (!t) fail("{}: no tensor named '{}'", path(), name);
   return *t;
+}
+
+void SafetensorsFile::release(const TensorInfo& t) const {
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  uintptr_t b = uintptr_t(map_.data() + header_.data_start + t.begin);
+  uintptr_t e = uintptr_t(map_.data() + header_.data_start + t.end);
+  b = (b + page - 1) / page * page;  // only whole pages inside the tensor
+  e = e / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 // ---- writer ----

@@ -61,6 +61,9 @@ class SafetensorsFile {
   std::span<const uint8_t> bytes(const TensorInfo& t) const {
     return {map_.data() + header_.data_start + t.begin, t.nbytes()};
   }
+  // Drops the tensor's pages from this process's resident set (they stay in the page cache),
+  // so streaming through a file larger than memory keeps RSS at a few tensors.
+  void release(const TensorInfo& t) const;
 
  private:
   MappedFile map_;

@@ -133,6 +133,7 @@ void load_weights(const TensorSource& src, const ParamLayout& layout, float* dst
     Tensor t = src.get(name);
     check_global_shape(src, name, t, p.global_shape);
     copy_slice(t, p, DType::F32, dst + p.offset);
+    src.release(name);
   }
 }
 

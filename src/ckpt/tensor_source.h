@@ -39,6 +39,8 @@ class TensorSource {
   virtual std::string describe() const = 0;
   // The dtype the source stores floating-point weights in (a converted checkpoint keeps it).
   virtual DType stored_dtype() const = 0;
+  // Hint: `name` will not be needed again soon; mapped sources drop its pages from RSS.
+  virtual void release(const std::string& name) const {}
 };
 
 // Opens a model given as a Hugging Face directory (config.json), one of our checkpoints (a

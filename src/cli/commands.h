@@ -6,5 +6,6 @@
 namespace lt::cli {
 
 void register_model_info(CLI::App& app);
+void register_convert(CLI::App& app);
 
 }  // namespace lt::cli
