@@ -7,6 +7,7 @@ namespace lt::cli {
 
 void register_model_info(CLI::App& app);
 void register_convert(CLI::App& app);
+void register_generate(CLI::App& app);
 void register_data(CLI::App& app);  // prepare, tokenize, data inspect
 
 }  // namespace lt::cli

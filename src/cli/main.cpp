@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "llamatrain 0.1.0");
   lt::cli::register_model_info(app);
   lt::cli::register_convert(app);
+  lt::cli::register_generate(app);
   lt::cli::register_data(app);
   try {
     app.parse(argc, argv);
