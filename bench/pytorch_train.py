@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--tied", action="store_true", help="tie lm_head to the embedding")
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
+    if a.steps < 1:
+        ap.error("--steps must be >= 1 (timed steps)")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
