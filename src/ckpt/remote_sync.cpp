@@ -29,6 +29,7 @@ std::optional<int64_t> parse_step_name(const std::string& name) {
 
 // Relative paths of every regular file under `dir`, sorted, DONE moved to the end.
 std::vector<std::string> checkpoint_files(const std::string& dir) {
+  LT_CHECK(fs::is_directory(dir), "checkpoint directory {} does not exist", dir);
   std::vector<std::string> files;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.is_regular_file()) files.push_back(fs::relative(e.path(), dir).generic_string());

@@ -73,6 +73,8 @@ TEST(OpsRemoteSync, UploadPutsDoneLastAndNewestSkipsIncomplete) {
   test::write_bytes(dir / "local" / "step_00000040" / "meta.json", "{}");
   store.put_keys.clear();
   EXPECT_THROW(upload_checkpoint((dir / "local" / "step_00000040").string(), store, "run1"), Error);
+  EXPECT_THROW(upload_checkpoint((dir / "local" / "step_00000050").string(), store, "run1"), Error);
+  EXPECT_THROW(upload_checkpoint((dir / "local" / "not_a_step").string(), store, "run1"), Error);
   EXPECT_TRUE(store.put_keys.empty());
 }
 
