@@ -8,7 +8,8 @@
 #
 # Environment: S3RVER_NPM_DIR (where the npm package is installed and cached; default
 # DIR/npm), S3_KEY / S3_SECRET (the one accepted key pair; default testkey/testsecret),
-# S3_BUCKET (created at start; default ckpt). Any failure exits non-zero with a message:
+# S3_BUCKET (created at start; default ckpt), S3RVER_OWNER_PID (the server exits when this
+# process is gone, so a crashed test leaves no server behind). Any failure exits non-zero with a message:
 # tests that need the server fail loudly rather than skip.
 set -euo pipefail
 cmd=${1:?usage: s3rver.sh start DIR PORT | stop DIR | kill DIR}
@@ -59,7 +60,11 @@ case $cmd in
       new S3rver({address: '127.0.0.1', port: Number(process.env.S3_PORT),
                   directory: process.env.S3_DATA, silent: true,
                   configureBuckets: [{name: process.env.S3_BUCKET, configs: []}]}).run()
-        .catch((e) => { console.error(e); process.exit(1); });" >"$dir/server.log" 2>&1 </dev/null &
+        .catch((e) => { console.error(e); process.exit(1); });
+      // Exit with the test process that owns this server, even if it crashed.
+      const owner = Number(process.env.S3RVER_OWNER_PID || 0);
+      if (owner) setInterval(() => { try { process.kill(owner, 0); } catch (e) { process.exit(0); } }, 500);
+      " >"$dir/server.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
     for _ in $(seq 150); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then exit 0; fi

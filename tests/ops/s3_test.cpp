@@ -43,7 +43,8 @@ class OpsS3 : public ::testing::Test {
   static inline bool up_ = false;
 
   static int script(const std::string& args) {
-    std::string cmd = "S3RVER_NPM_DIR='" + (fs::current_path() / "s3rver-npm").string() + "' bash '" +
+    std::string cmd = "S3RVER_OWNER_PID=" + std::to_string(getpid()) + " S3RVER_NPM_DIR='" +
+                      (fs::current_path() / "s3rver-npm").string() + "' bash '" +
                       test::source_path("scripts/s3rver.sh") + "' " + args;
     return std::system(cmd.c_str());
   }
