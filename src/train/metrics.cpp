@@ -1,0 +1,90 @@
+#include "train/metrics.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "train/tensorboard.h"
+
+namespace lt {
+
+double peak_flops(const std::string& precision) {
+  if (const char* e = std::getenv("LT_PEAK_GFLOPS_PER_CORE")) return std::atof(e) * 1e9;
+  // oneDNN GEMM on 2 Zen 5 cores: fp32 ≈ 345 GFLOP/s, bf16 ≈ 700 GFLOP/s.
+  return precision == "bf16" ? 350e9 : 172.5e9;
+}
+
+void StepStats::add(double seconds, bool counted) {
+  if (!counted) {
+    first_ = seconds;
+    return;
+  }
+  sum_ += seconds;
+  ++n_;
+}
+double StepStats::mean() const { return n_ ? sum_ / double(n_) : first_; }
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  long t = long(s + 0.5);
+  if (t >= 86400) return fmt::format("{}d{:02}h", t / 86400, (t % 86400) / 3600);
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t % 3600) / 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+MetricsSink::MetricsSink(const std::string& run_dir, int64_t start_step) {
+  jsonl_path_ = run_dir + "/metrics.jsonl";
+  jsonl_ = std::fopen(jsonl_path_.c_str(), "a");
+  if (!jsonl_) fail("cannot open {} for appending: {}", jsonl_path_, std::strerror(errno));
+  tb_ = std::make_unique<TensorBoardWriter>(run_dir + "/tensorboard", start_step);
+}
+
+MetricsSink::~MetricsSink() {
+  if (jsonl_) std::fclose(jsonl_);
+}
+
+void MetricsSink::step(const StepRecord& r, bool print) {
+  nlohmann::json j = {{"step", r.step},         {"loss", r.loss},          {"lr", r.lr},
+                      {"grad_norm", r.grad_norm}, {"step_s", r.step_s},      {"tokens_per_s", r.tokens_per_s},
+                      {"mfu", r.mfu},           {"tokens", r.tokens},      {"page_faults", r.page_faults},
+                      {"rss_bytes", r.rss_bytes}, {"peak_rss_bytes", r.peak_rss_bytes}, {"skipped", r.skipped}};
+  if (!std::isfinite(r.loss)) j["loss"] = nullptr;
+  if (!std::isfinite(r.grad_norm)) j["grad_norm"] = nullptr;
+  std::fprintf(jsonl_, "%s\n", j.dump().c_str());
+  std::fflush(jsonl_);
+  tb_->scalars(r.step, {{"train/loss", r.loss},
+                        {"train/lr", r.lr},
+                        {"train/grad_norm", r.grad_norm},
+                        {"perf/tokens_per_s", r.tokens_per_s},
+                        {"perf/mfu", r.mfu},
+                        {"perf/step_s", r.step_s},
+                        {"mem/rss_gb", double(r.rss_bytes) / 1e9}});
+  tb_->flush();
+  if (print)
+    log::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad {:.3f} | {:.0f} tok/s | MFU {:.1f}% | {:.3f} s/step | "
+              "ETA {}{}",
+              r.step, r.steps, r.loss, r.lr, r.grad_norm, r.tokens_per_s, 100.0 * r.mfu, r.step_s,
+              format_duration(r.eta_s), r.skipped ? " | SKIPPED (non-finite)" : "");
+}
+
+void MetricsSink::eval(int64_t step, double loss) {
+  nlohmann::json j = {{"step", step}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}};
+  std::fprintf(jsonl_, "%s\n", j.dump().c_str());
+  std::fflush(jsonl_);
+  tb_->scalar("eval/loss", loss, step);
+  tb_->flush();
+  log::info("step {} | eval loss {:.4f} | perplexity {:.2f}", step, loss, std::exp(loss));
+}
+
+void MetricsSink::summary(const nlohmann::json& s) {
+  nlohmann::json j = {{"summary", s}};
+  std::fprintf(jsonl_, "%s\n", j.dump().c_str());
+  std::fflush(jsonl_);
+}
+
+}  // namespace lt

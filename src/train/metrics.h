@@ -1,0 +1,52 @@
+// What a run shows while it trains: one console line per logged step (step, loss, lr,
+// gradient norm, tokens/s, MFU, ETA), metrics.jsonl in the run directory (one JSON object
+// per step, appended across restarts), and TensorBoard scalars under <run.dir>/tensorboard.
+// Only world rank 0 has a MetricsSink.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace lt {
+
+class TensorBoardWriter;
+
+struct StepRecord {
+  int64_t step = 0, steps = 0, tokens = 0, page_faults = 0, rss_bytes = 0, peak_rss_bytes = 0;
+  double loss = 0, lr = 0, grad_norm = 0, step_s = 0, tokens_per_s = 0, mfu = 0, eta_s = 0;
+  bool skipped = false;
+};
+
+// Peak FLOP/s of one CPU core for `precision`, the MFU denominator: the GEMM ceilings measured
+// with oneDNN on the reference machine (docs/PERFORMANCE.md); LT_PEAK_GFLOPS_PER_CORE overrides.
+double peak_flops(const std::string& precision);
+
+// Running mean of step times, leaving out the first step (warm-up: primitive creation).
+class StepStats {
+ public:
+  void add(double seconds, bool counted);
+  double mean() const;
+
+ private:
+  double sum_ = 0, first_ = 0;
+  int64_t n_ = 0;
+};
+
+class MetricsSink {
+ public:
+  MetricsSink(const std::string& run_dir, int64_t start_step);
+  ~MetricsSink();
+  void step(const StepRecord& r, bool print);
+  void eval(int64_t step, double loss);
+  void summary(const nlohmann::json& s);
+
+ private:
+  std::string jsonl_path_;
+  std::FILE* jsonl_ = nullptr;
+  std::unique_ptr<TensorBoardWriter> tb_;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace lt
