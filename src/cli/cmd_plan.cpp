@@ -1,0 +1,150 @@
+// `llamatrain plan --model SPEC --nodes N --procs-per-node P --tp T --pp P --gbs G --seq S
+// [--mbs M] [--zero1] [--recompute full|none] [--sequence-parallel] [--precision bf16|fp32]
+// [--steps N] [--device cpu|h100|h200|trn1] [--mfu 0.4] [--json]`: what a layout costs before
+// it runs (parallel/plan.h says how each number is computed).
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "parallel/plan.h"
+
+namespace lt::cli {
+
+namespace {
+double gib(double b) { return b / (1024.0 * 1024.0 * 1024.0); }
+
+std::string human_seconds(double s) {
+  if (s < 120) return fmt::format("{:.1f} s", s);
+  if (s < 2 * 3600) return fmt::format("{:.1f} min", s / 60);
+  if (s < 2 * 86400) return fmt::format("{:.1f} h", s / 3600);
+  return fmt::format("{:.1f} days", s / 86400);
+}
+
+nlohmann::json to_json(const TrainPlan& p) {
+  const JobLayout& L = p.layout;
+  nlohmann::json stages = nlohmann::json::array();
+  for (const StageMemory& m : p.stages)
+    stages.push_back({{"stage", m.stage}, {"layers", m.layers}, {"params", m.params}, {"in_flight", m.in_flight},
+                      {"weights_bytes", m.weights}, {"gradients_bytes", m.gradients}, {"optimizer_bytes", m.optimizer},
+                      {"activations_bytes", m.activations}, {"activations_full_bytes", m.activations_full},
+                      {"activations_recompute_bytes", m.activations_recompute},
+                      {"activations_per_micro_batch_full_bytes", m.activations_full / m.in_flight},
+                      {"activations_per_micro_batch_recompute_bytes", m.activations_recompute / m.in_flight},
+                      {"workspace_bytes", m.workspace}, {"runtime_bytes", m.runtime}, {"total_bytes", m.total()}});
+  const PlanOptions& o = p.options;
+  return {{"model", p.model},
+          {"nodes", o.shape.nodes},
+          {"procs_per_node", o.shape.procs_per_node},
+          {"world", L.world},
+          {"tp", L.tp},
+          {"pp", L.pp},
+          {"dp", L.dp},
+          {"global_batch", L.global_batch},
+          {"micro_batch", L.micro_batch},
+          {"per_replica_batch", L.per_replica_batch},
+          {"micro_batches", L.micro_batches},
+          {"seq_len", L.seq_len},
+          {"tokens_per_step", p.tokens_per_step},
+          {"pipeline_bubble", L.bubble()},
+          {"zero1", o.zero1},
+          {"recompute", o.recompute ? "full" : "none"},
+          {"sequence_parallel", o.sequence_parallel},
+          {"precision", o.precision},
+          {"device", o.device},
+          {"stages", stages},
+          {"peak_stage", p.peak_stage},
+          {"peak_rank_bytes", p.stages[p.peak_stage].total()},
+          {"model_flops_per_step", p.model_flops_per_step},
+          {"hardware_flops_per_step", p.hardware_flops_per_step},
+          {"peak_flops_per_rank", p.peak_flops_per_rank},
+          {"efficiency", o.efficiency},
+          {"step_seconds", p.step_seconds},
+          {"steps", o.steps},
+          {"total_seconds", p.total_seconds},
+          {"mfu", p.mfu},
+          {"notes", p.notes}};
+}
+
+void print_human(const TrainPlan& p) {
+  const JobLayout& L = p.layout;
+  const PlanOptions& o = p.options;
+  std::printf("plan: %s on %d ranks (%d nodes x %d processes per node), device %s, %s\n", p.model.c_str(), L.world,
+              o.shape.nodes, o.shape.procs_per_node, o.device.c_str(), o.precision.c_str());
+  std::printf("  layout     tp %d x pp %d x dp %d%s%s\n", L.tp, L.pp, L.dp, o.zero1 ? ", ZeRO-1" : "",
+              o.sequence_parallel ? ", sequence parallel" : "");
+  std::printf("  batch      %d sequences x %d tokens = %.3fM tokens/step; per replica %d = %d micro-batches of %d\n",
+              L.global_batch, L.seq_len, double(p.tokens_per_step) / 1e6, L.per_replica_batch, L.micro_batches,
+              L.micro_batch);
+  std::printf("  pipeline   1F1B bubble (p-1)/(m+p-1) = %d/%d = %.1f%%\n", L.pp - 1, L.micro_batches + L.pp - 1,
+              100.0 * L.bubble());
+  std::printf("  memory per rank (GiB; tp rank 0 of each stage; activations for the micro-batches in flight)\n");
+  std::printf("    %5s %6s %9s %8s %8s %8s %10s %10s %9s %8s %8s\n", "stage", "layers", "params(M)", "weights", "grads",
+              "optim", "acts-full", "acts-recmp", "workspace", "runtime", "total");
+  for (const StageMemory& m : p.stages)
+    std::printf("    %5d %6d %9.1f %8.2f %8.2f %8.2f %7.2f x%-2d %7.2f x%-2d %9.2f %8.2f %8.2f%s\n", m.stage, m.layers,
+                double(m.params) / 1e6, gib(m.weights), gib(m.gradients), gib(m.optimizer), gib(m.activations_full),
+                m.in_flight, gib(m.activations_recompute), m.in_flight, gib(m.workspace), gib(m.runtime),
+                gib(m.total()), m.stage == p.peak_stage ? "  <- peak" : "");
+  std::printf("    total uses %s activations (--recompute %s)\n", o.recompute ? "recomputed" : "full",
+              o.recompute ? "full" : "none");
+  std::printf("  compute    %.3g model FLOPs/step (%.3g with recomputation), peak %.3g TFLOP/s per rank\n",
+              p.model_flops_per_step, p.hardware_flops_per_step, p.peak_flops_per_rank / 1e12);
+  std::printf("  time       %s per step at %.0f%% efficiency (MFU %.1f%%); %lld steps: %s\n",
+              human_seconds(p.step_seconds).c_str(), 100.0 * o.efficiency, 100.0 * p.mfu, (long long)o.steps,
+              human_seconds(p.total_seconds).c_str());
+  for (const std::string& n : p.notes) std::printf("  note: %s\n", n.c_str());
+}
+}  // namespace
+
+void register_plan(CLI::App& app) {
+  auto* cmd = app.add_subcommand("plan", "Memory, FLOPs and time of a parallel training layout, before running it");
+  struct Opts {
+    std::string model, recompute = "none";
+    PlanOptions plan;
+    double peak_tflops = 0, runtime_mib = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  PlanOptions& p = o->plan;
+  p.zero1 = false;
+  cmd->add_option("--model", o->model, "Preset name, config.json, or Hugging Face directory")->required();
+  cmd->add_option("--nodes", p.shape.nodes, "Nodes")->capture_default_str();
+  cmd->add_option("--procs-per-node", p.shape.procs_per_node, "Processes (ranks) per node")->capture_default_str();
+  cmd->add_option("--tp", p.shape.tp, "Tensor-parallel degree")->capture_default_str();
+  cmd->add_option("--pp", p.shape.pp, "Pipeline-parallel degree")->capture_default_str();
+  cmd->add_option("--gbs", p.shape.global_batch, "Global batch size (sequences per step)")->required();
+  cmd->add_option("--seq", p.shape.seq_len, "Sequence length (tokens)")->required();
+  cmd->add_option("--mbs", p.shape.micro_batch, "Micro-batch size (sequences)")->capture_default_str();
+  cmd->add_flag("--zero1", p.zero1, "Shard the optimizer state over data-parallel ranks (ZeRO-1)");
+  cmd->add_option("--recompute", o->recompute, "Activation recomputation")
+      ->check(CLI::IsMember({"full", "none"}))
+      ->capture_default_str();
+  cmd->add_flag("--sequence-parallel", p.sequence_parallel, "Shard N x D activations over tp");
+  cmd->add_option("--precision", p.precision, "Training precision")
+      ->check(CLI::IsMember({"bf16", "fp32"}))
+      ->capture_default_str();
+  cmd->add_option("--steps", p.steps, "Optimizer steps for the total time")->capture_default_str();
+  cmd->add_option("--device", p.device, "Device of each rank")
+      ->check(CLI::IsMember({"cpu", "h100", "h200", "trn1"}))
+      ->capture_default_str();
+  cmd->add_option("--mfu", p.efficiency, "Fraction of peak FLOP/s the kernels reach")->capture_default_str();
+  cmd->add_option("--peak-tflops", o->peak_tflops, "Override the device's peak TFLOP/s per rank");
+  cmd->add_option("--cores-per-rank", p.cores_per_rank, "CPU cores per rank (device cpu)")->capture_default_str();
+  cmd->add_option("--runtime-mib", o->runtime_mib, "Per-rank baseline memory in MiB (default 32)");
+  cmd->add_flag("--json", o->json, "Print JSON");
+  cmd->callback([o] {
+    LlamaConfig c = resolve_model_config(o->model);
+    PlanOptions p = o->plan;
+    p.recompute = o->recompute == "full";
+    p.peak_flops = o->peak_tflops * 1e12;
+    p.runtime_bytes = o->runtime_mib * 1024.0 * 1024.0;
+    TrainPlan plan = make_train_plan(c, p);
+    if (o->json)
+      std::printf("%s\n", to_json(plan).dump(2).c_str());
+    else
+      print_human(plan);
+  });
+}
+
+}  // namespace lt::cli

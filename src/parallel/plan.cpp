@@ -1,0 +1,149 @@
+#include "parallel/plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/layout.h"
+
+namespace lt {
+
+namespace {
+constexpr double kMiB = 1024.0 * 1024.0;
+// LlamaStage's LM head runs in chunks of at most this many logits (model/llama.cpp).
+constexpr int64_t kHeadChunkFloats = int64_t(8) << 20;
+// MpiComm reduces in segments of at most this many bytes (parallel/mpi_comm.cpp).
+constexpr double kCommSegmentBytes = 64.0 * kMiB;
+// Resident size of a rank before it allocates anything: binary, libraries, MPI, OpenMP.
+constexpr double kRuntimeBytes = 32.0 * kMiB;
+
+int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+}  // namespace
+
+double device_peak_flops(const std::string& device, const std::string& precision, int cores_per_rank) {
+  LT_CHECK(precision == "bf16" || precision == "fp32", "plan: precision must be bf16 or fp32 (got '{}')", precision);
+  const bool bf16 = precision == "bf16";
+  // Per rank. cpu: measured on this project's build machine with oneDNN GEMMs (345 fp32 /
+  // 700 bf16 GFLOP/s on 2 cores). h100/h200 (SXM, dense): 989 TFLOP/s bf16, 67 fp32; the
+  // H200 has the H100's compute. trn1: 190 TFLOP/s bf16 / 47.5 fp32 per Trainium chip of 2
+  // NeuronCores, one rank per NeuronCore (the seed's 32 processes per trn1.32xlarge).
+  if (device == "cpu") {
+    LT_CHECK(cores_per_rank >= 1, "plan: cores per rank must be >= 1 (got {})", cores_per_rank);
+    return cores_per_rank * (bf16 ? 350e9 : 172.5e9);
+  }
+  if (device == "h100" || device == "h200") return bf16 ? 989e12 : 67e12;
+  if (device == "trn1") return bf16 ? 95e12 : 23.75e12;
+  fail("plan: unknown device '{}' (known: cpu, h100, h200, trn1)", device);
+}
+
+double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
+                              int in_flight, bool recompute, bool sequence_parallel, int bytes_per_value) {
+  ShardSpec s;
+  s.tp = tp;
+  s.pp = pp;
+  s.pp_rank = stage;
+  LocalDims ld = local_dims(c, s);
+  LayerRange lr = stage_layers(c, s);
+  const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
+  const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden, Hl = ld.n_heads;
+  // Values of N·D size that sequence parallelism shards over tp.
+  const int64_t ND = sequence_parallel ? (N * D + tp - 1) / tp : N * D;
+  const int64_t layer_full = 4 * ND + 2 * N + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
+  const int nl = lr.end - lr.begin;
+  int64_t per_slot = round16(N) + 2 * round16(ND) + round16(N);  // tokens, final x and norm, rstd
+  per_slot += nl * (recompute ? round16(ND) : layer_full + 16 * 16);
+  return double(per_slot) * in_flight * bytes_per_value;
+}
+
+// LlamaStage's workspace: one layer's backward gradients, the recompute record, the LM-head
+// chunk and the RoPE tables (model/llama.cpp).
+double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
+                             bool recompute, int bytes_per_value) {
+  ShardSpec s;
+  s.tp = tp;
+  s.pp = pp;
+  s.pp_rank = stage;
+  LocalDims ld = local_dims(c, s);
+  const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
+  const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden, Hl = ld.n_heads;
+  const int64_t layer_full = 4 * N * D + 2 * N + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
+  const bool last = stage == pp - 1;
+  const int64_t head_rows = last ? std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max(1, ld.vocab))) : 0;
+  return double((recompute ? layer_full + 16 * 16 + round16(N * D) : 0) + 2 * round16(N * D) + 2 * round16(N * Q) +
+                2 * round16(N * KV) + 3 * round16(N * F) + round16(head_rows * ld.vocab) + 4 * round16(head_rows) +
+                2 * round16(int64_t(seq_len) * hd / 2)) * bytes_per_value;
+}
+
+TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
+  TrainPlan p;
+  p.model = c.name;
+  p.options = o;
+  LT_CHECK(o.shape.seq_len >= 1, "plan: the sequence length must be given (--seq)");
+  LT_CHECK(o.efficiency > 0 && o.efficiency <= 1, "plan: efficiency (--mfu) must be in (0, 1] (got {})", o.efficiency);
+  LT_CHECK(o.steps >= 0, "plan: steps must be >= 0 (got {})", o.steps);
+  p.layout = derive_job_layout(o.shape, c);
+  const JobLayout& L = p.layout;
+  const bool bf16 = o.precision == "bf16";
+  p.peak_flops_per_rank = o.peak_flops > 0 ? o.peak_flops : device_peak_flops(o.device, o.precision, o.cores_per_rank);
+  // The CPU trainer keeps activations in fp32 whatever the weights' precision.
+  const int act_bytes = (bf16 && o.device != "cpu") ? 2 : 4;
+  const int64_t N = int64_t(L.micro_batch) * L.seq_len;
+  p.tokens_per_step = int64_t(L.global_batch) * L.seq_len;
+
+  // FLOPs per token of one layer (matmuls x 6, causal attention x 6 / 2) and of the LM head.
+  const double D = c.dim, KVd = c.kv_dim(), F = c.hidden_dim, V = c.vocab_size, T = L.seq_len;
+  const double layer_flops = 6.0 * (2 * D * D + 2 * D * KVd + 3 * D * F) + 6.0 * T * D;
+  const double head_flops = 6.0 * V * D;
+  p.model_flops_per_step = c.flops_per_token(L.seq_len) * double(p.tokens_per_step);
+  const double recompute_factor = o.recompute ? 4.0 / 3.0 : 1.0;  // one more forward of every layer
+  p.hardware_flops_per_step = (layer_flops * c.n_layers * recompute_factor + head_flops) * double(p.tokens_per_step);
+
+  double slowest_stage_flops = 0;  // per replica and token, over the tp group
+  for (int st = 0; st < L.pp; ++st) {
+    ShardSpec spec;
+    spec.tp = L.tp;
+    spec.pp = L.pp;
+    spec.pp_rank = st;
+    ParamLayout layout(c, spec);
+    StageMemory m;
+    m.stage = st;
+    m.layers = layout.layers().end - layout.layers().begin;
+    m.params = int64_t(layout.total());
+    m.in_flight = std::min(L.pp - st, L.micro_batches);
+    const double P = double(m.params), shard = std::ceil(P / (o.zero1 ? L.dp : 1));
+    m.weights = (bf16 ? 2.0 : 4.0) * P;
+    m.gradients = 4.0 * P;
+    m.optimizer = (bf16 ? 12.0 : 8.0) * shard;
+    m.activations_full = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, false,
+                                                o.sequence_parallel, act_bytes);
+    m.activations_recompute = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, true,
+                                                     o.sequence_parallel, act_bytes);
+    m.activations = o.recompute ? m.activations_recompute : m.activations_full;
+    m.workspace = stage_workspace_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, o.recompute, act_bytes);
+    // Comm scratch of the largest reduction: gradients over dp, activations over tp.
+    double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
+    if (reduced > 0) m.workspace += std::min(kCommSegmentBytes, reduced) * 1.5;
+    if (L.pp > 1) m.workspace += 2.0 * double(N) * D * act_bytes;  // stage input / output-gradient buffers
+    m.runtime = o.runtime_bytes > 0 ? o.runtime_bytes : kRuntimeBytes;
+    p.stages.push_back(m);
+    if (m.total() > p.stages[p.peak_stage].total()) p.peak_stage = st;
+    double stage_flops = layer_flops * m.layers * recompute_factor + (st == L.pp - 1 ? head_flops : 0.0);
+    slowest_stage_flops = std::max(slowest_stage_flops, stage_flops / L.tp);
+  }
+
+  const double tokens_per_replica = double(L.per_replica_batch) * L.seq_len;
+  const double compute_s = slowest_stage_flops * tokens_per_replica / (p.peak_flops_per_rank * o.efficiency);
+  p.step_seconds = compute_s * double(L.micro_batches + L.pp - 1) / double(L.micro_batches);
+  p.total_seconds = p.step_seconds * double(o.steps);
+  p.mfu = p.model_flops_per_step / (p.step_seconds * L.world * p.peak_flops_per_rank);
+
+  p.notes = L.warnings;
+  if (o.sequence_parallel)
+    p.notes.push_back("sequence parallelism: N x D activations divided by tp (the CPU trainer does not shard them yet)");
+  if (o.device == "cpu" && bf16) p.notes.push_back("cpu: activations counted in fp32 (the CPU trainer's storage)");
+  p.notes.push_back("step time: slowest stage at the given efficiency, stretched by the 1F1B bubble; "
+                    "communication assumed overlapped (not modelled)");
+  return p;
+}
+
+}  // namespace lt

@@ -1,0 +1,130 @@
+// `plan` numbers against independent references: the model's own buffer sizes (LlamaStage),
+// the parameter count of the whole model, and hand-computed byte counts.
+#include "parallel/plan.h"
+
+#include <gtest/gtest.h>
+
+#include "core/buffer.h"
+#include "core/error.h"
+#include "model/layout.h"
+#include "model/llama.h"
+
+namespace lt {
+
+namespace {
+LlamaConfig tiny(int kv_heads = 4) {
+  LlamaConfig c;
+  c.name = "tiny";
+  c.dim = 64;
+  c.hidden_dim = 128;
+  c.n_layers = 5;
+  c.n_heads = 8;
+  c.n_kv_heads = kv_heads;
+  c.vocab_size = 301;
+  c.max_seq_len = 128;
+  return c;
+}
+}  // namespace
+
+// The plan's activation + workspace bytes equal what LlamaStage actually allocates.
+TEST(Plan, ActivationBytesMatchTheModelsBuffers) {
+  for (int kv : {4, 2}) {
+    LlamaConfig c = tiny(kv);
+    for (auto [tp, pp] : {std::pair{1, 1}, {2, 1}, {4, 1}, {1, 2}, {2, 3}}) {
+      for (int st = 0; st < pp; ++st) {
+        for (bool rec : {false, true}) {
+          ShardSpec s;
+          s.tp = tp;
+          s.pp = pp;
+          s.pp_rank = st;
+          ParamLayout layout(c, s);
+          Buffer w(layout.total() * 4), g(layout.total() * 4);
+          StageOptions opt;
+          opt.micro_batch = 2;
+          opt.seq_len = 48;
+          opt.recompute = rec;
+          opt.slots = pp - st;
+          LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+          double planned = stage_activation_bytes(c, tp, pp, st, 2, 48, opt.slots, rec, false, 4) +
+                           stage_workspace_bytes(c, tp, pp, st, 2, 48, rec, 4);
+          EXPECT_EQ(planned, double(stage.activation_bytes()))
+              << "kv " << kv << " tp " << tp << " pp " << pp << " stage " << st << " recompute " << rec;
+        }
+      }
+    }
+  }
+}
+
+TEST(Plan, SeedLayoutNumbers) {
+  LlamaConfig c = preset_config("llama2-70b");
+  PlanOptions o;
+  o.shape = {32, 32, 8, 8, 512, 1, 4096};
+  o.zero1 = true;
+  o.recompute = true;
+  o.device = "h100";
+  TrainPlan p = make_train_plan(c, o);
+  EXPECT_EQ(p.layout.dp, 16);
+  EXPECT_EQ(p.layout.micro_batches, 32);
+  EXPECT_EQ(p.tokens_per_step, 512 * 4096);
+  ASSERT_EQ(p.stages.size(), 8u);
+  // All tp ranks of all stages hold the whole model once (tp rank 0 holds the largest slices,
+  // which here are exact: 32000 and every width divide by 8), except that every tp rank
+  // keeps its own copy of the 2 * 80 + 1 norm weights.
+  int64_t total = 0;
+  for (const auto& m : p.stages) total += m.params * 8;
+  EXPECT_EQ(total - 7 * int64_t(161) * 8192, c.num_params());
+  // bf16: 2 B weights, 4 B gradients, (4 master + 8 Adam) / dp with ZeRO-1.
+  const StageMemory& m = p.stages[3];
+  EXPECT_DOUBLE_EQ(m.weights, 2.0 * m.params);
+  EXPECT_DOUBLE_EQ(m.gradients, 4.0 * m.params);
+  EXPECT_NEAR(m.optimizer, 12.0 * m.params / 16, 12.0);
+  EXPECT_EQ(m.in_flight, 5);  // 1F1B: pp - stage
+  EXPECT_EQ(p.stages[0].in_flight, 8);
+  // Model FLOPs: config.h's per-token count x tokens.
+  EXPECT_DOUBLE_EQ(p.model_flops_per_step, c.flops_per_token(4096) * 512 * 4096);
+  EXPECT_GT(p.hardware_flops_per_step, p.model_flops_per_step);
+  EXPECT_GT(p.mfu, 0.2);
+  EXPECT_LT(p.mfu, 0.4);  // below the kernel efficiency: bubble, recomputation, uneven stages
+  EXPECT_NEAR(p.total_seconds, 1500 * p.step_seconds, 1e-6 * p.total_seconds);
+  // Without recomputation a layer keeps ~5.6 N·D values (without sequence parallelism the
+  // N·D ones are not sharded over tp), with recomputation only its input (N·D).
+  EXPECT_GT(m.activations_full, 4 * m.activations_recompute);
+  EXPECT_LT(m.activations_full, 6 * m.activations_recompute);
+}
+
+TEST(Plan, SingleRankFp32ByHand) {
+  LlamaConfig c = tiny();
+  PlanOptions o;
+  o.shape = {1, 1, 1, 1, 4, 2, 64};
+  o.precision = "fp32";
+  o.device = "cpu";
+  o.runtime_bytes = 1;
+  TrainPlan p = make_train_plan(c, o);
+  ASSERT_EQ(p.stages.size(), 1u);
+  const StageMemory& m = p.stages[0];
+  EXPECT_EQ(m.params, c.num_params());
+  EXPECT_DOUBLE_EQ(m.weights, 4.0 * m.params);
+  EXPECT_DOUBLE_EQ(m.optimizer, 8.0 * m.params);
+  // Per layer, N = 2*64 tokens: 4 N·D + 2 N + 2 N·Q + 2 N·KV + N·H + 3 N·F floats, plus 256 pad.
+  const double N = 128, D = 64, Q = 64, KV = 32, H = 8, F = 128;
+  const double layer = 4 * N * D + 2 * N + 2 * N * Q + 2 * N * KV + N * H + 3 * N * F + 256;
+  EXPECT_DOUBLE_EQ(m.activations_full, 4 * (5 * layer + N + 2 * N * D + N));
+  EXPECT_DOUBLE_EQ(m.activations_recompute, 4 * (5 * N * D + N + 2 * N * D + N));
+  EXPECT_EQ(p.layout.bubble(), 0.0);
+  EXPECT_DOUBLE_EQ(m.workspace, stage_workspace_bytes(c, 1, 1, 0, 2, 64, false, 4));  // no comm buffers alone
+}
+
+TEST(Plan, BadInputs) {
+  PlanOptions o;
+  o.shape = {1, 8, 1, 1, 8, 1, 64};
+  o.device = "tpu";
+  EXPECT_THROW(make_train_plan(tiny(), o), Error);
+  o.device = "cpu";
+  o.efficiency = 0;
+  EXPECT_THROW(make_train_plan(tiny(), o), Error);
+  o.efficiency = 0.4;
+  o.shape.seq_len = 0;
+  EXPECT_THROW(make_train_plan(tiny(), o), Error);
+}
+
+}  // namespace lt
