@@ -10,7 +10,6 @@ void register_convert(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_data(CLI::App& app);  // prepare, tokenize, data inspect
 void register_plan(CLI::App& app);
-void register_plan(CLI::App& app);
 void register_train(CLI::App& app);
 
 }  // namespace lt::cli
