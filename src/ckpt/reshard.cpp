@@ -82,6 +82,10 @@ StoredSlice parse_slice(const SafetensorsFile& f, const std::string& tensor, con
     }
   }
   if (s.split_dim == -1 && s.split_begin != 0) return bad("replicated tensor with split_begin");
+  uint64_t numel = 1;
+  for (auto d : s.global_shape)
+    if (__builtin_mul_overflow(numel, uint64_t(d), &numel) || numel > (uint64_t(1) << 40))
+      return bad("global tensor too large");
   const TensorInfo& t = f.at(tensor);
   if (s.begin > s.end || s.end > size_t(product(s.shape)) || size_t(t.numel()) != s.end - s.begin)
     return bad("element range does not match the stored tensor");

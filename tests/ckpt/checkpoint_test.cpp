@@ -316,3 +316,34 @@ TEST(Checkpoint, MetaParserRejectsBadFields) {
 
 }  // namespace
 }  // namespace lt
+
+namespace lt {
+namespace {
+
+// A crafted shard whose slice record points outside the tensor must be refused, not read.
+TEST(Checkpoint, CraftedSliceRecordIsRefused) {
+  auto dir = test::scratch_dir("ckpt_crafted");
+  fs::create_directories(dir / "model");
+  LlamaConfig c = small_config(false);
+  std::vector<float> x(32, 1.0f);
+  for (const char* rec : {R"({"global_shape":[32],"split_dim":0,"split_begin":16})",
+                          R"({"global_shape":[4294967296,4294967296],"split_dim":0,"split_begin":0})",
+                          R"({"global_shape":[32],"split_dim":5,"split_begin":0})", R"(not json)"}) {
+    {
+      SafetensorsWriter w((dir / "model" / "tp0_pp0.safetensors").string(), {{"model.norm.weight", DType::F32, {32}}},
+                          {{"model.norm.weight", rec}});
+      w.write(x.data(), 128);
+      w.finish();
+    }
+    CheckpointRef ref{dir.string(), base_meta(c, 1)};
+    try {
+      CheckpointSource src(ref);
+      ADD_FAILURE() << "accepted " << rec;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("bad slice metadata"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lt
