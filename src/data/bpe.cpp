@@ -57,9 +57,26 @@ void BpeEngine::init(std::vector<std::string> pieces, const std::vector<BpeMerge
     }
     if (!word_shaped(p)) word_split_ = false;
   }
-  pairs_.reserve(merges.size());
-  for (size_t r = 0; r < merges.size(); ++r)
-    pairs_.emplace(key(merges[r].left, merges[r].right), PairInfo{merges[r].rank >= 0 ? merges[r].rank : int32_t(r), merges[r].merged});
+  size_t cap = 16;
+  while (cap < merges.size() * 2) cap *= 2;
+  pairs_.assign(cap, PairSlot{});
+  pair_mask_ = cap - 1;
+  for (size_t r = 0; r < merges.size(); ++r) {
+    uint64_t k = key(merges[r].left, merges[r].right);
+    PairInfo info{merges[r].rank >= 0 ? merges[r].rank : int32_t(r), merges[r].merged};
+    for (uint64_t h = (k * 0x9e3779b97f4a7c15ull) >> 20;; ++h) {
+      PairSlot& s = pairs_[h & pair_mask_];
+      if (s.key == k) break;  // a duplicate merge: the first (best) one wins
+      if (s.key == ~0ull) {
+        s = PairSlot{k, info};
+        break;
+      }
+    }
+  }
+  for (int c = 0; c < 128; ++c) {
+    auto it = char_ids_.find(uint32_t(c));
+    ascii_ids_[c] = it == char_ids_.end() ? -1 : it->second;
+  }
   instance_ = ++g_instances;
 }
 
@@ -69,8 +86,12 @@ int32_t BpeEngine::lookup(std::string_view piece) const {
 }
 
 const BpeEngine::PairInfo* BpeEngine::find_pair(int32_t a, int32_t b) const {
-  auto it = pairs_.find(key(a, b));
-  return it == pairs_.end() ? nullptr : &it->second;
+  const uint64_t k = key(a, b);
+  for (uint64_t h = (k * 0x9e3779b97f4a7c15ull) >> 20;; ++h) {
+    const PairSlot& s = pairs_[h & pair_mask_];
+    if (s.key == k) return &s.info;
+    if (s.key == ~0ull) return nullptr;
+  }
 }
 
 void BpeEngine::encode(std::string_view s, std::vector<int32_t>& out) const {
@@ -118,6 +139,11 @@ void BpeEngine::encode_word(std::string_view w, std::vector<int32_t>& out) const
   syms.reserve(w.size());
   size_t i = 0;
   while (i < w.size()) {
+    if (uint8_t(w[i]) < 0x80 && ascii_ids_[uint8_t(w[i])] >= 0) {
+      syms.push_back(ascii_ids_[uint8_t(w[i])]);
+      ++i;
+      continue;
+    }
     size_t n = utf8_seq_len(w, i);
     int32_t id = -1;
     if (n > 0) {
@@ -142,18 +168,31 @@ void BpeEngine::encode_word(std::string_view w, std::vector<int32_t>& out) const
   out.insert(out.end(), syms.begin(), syms.end());
 }
 
+// Short words: keep each adjacent pair's rank in an array; after a merge only the two
+// neighbouring pairs change.
 void BpeEngine::merge_small(std::vector<int32_t>& s) const {
+  if (s.size() < 2) return;
+  int32_t rank[64];
+  auto rank_of = [&](size_t i) {
+    const PairInfo* p = find_pair(s[i], s[i + 1]);
+    return p ? p->rank : INT32_MAX;
+  };
+  size_t n = s.size();
+  for (size_t i = 0; i + 1 < n; ++i) rank[i] = rank_of(i);
   for (;;) {
-    int32_t best_rank = INT32_MAX, best_merged = -1;
+    int32_t best_rank = INT32_MAX;
     size_t best = 0;
-    for (size_t i = 0; i + 1 < s.size(); ++i) {
-      const PairInfo* p = find_pair(s[i], s[i + 1]);
-      if (p && p->rank < best_rank) best_rank = p->rank, best_merged = p->merged, best = i;
-    }
-    if (best_merged < 0) return;
-    s[best] = best_merged;
-    s.erase(s.begin() + long(best) + 1);
+    for (size_t i = 0; i + 1 < n; ++i)
+      if (rank[i] < best_rank) best_rank = rank[i], best = i;
+    if (best_rank == INT32_MAX) break;
+    s[best] = find_pair(s[best], s[best + 1])->merged;
+    for (size_t i = best + 1; i + 1 < n; ++i) s[i] = s[i + 1];
+    for (size_t i = best + 1; i + 2 < n; ++i) rank[i] = rank[i + 1];
+    --n;
+    if (best > 0) rank[best - 1] = rank_of(best - 1);
+    if (best + 1 < n) rank[best] = rank_of(best);
   }
+  s.resize(n);
 }
 
 // The same greedy order in O(n log n): a doubly linked list of symbols and a heap of candidate

@@ -40,6 +40,12 @@ class BpeEngine {
   struct PairInfo {
     int32_t rank, merged;
   };
+  // Open-addressing table (pair key -> PairInfo): the merge loop's only lookup, kept flat
+  // because std::unordered_map's pointer chasing dominated the profile.
+  struct PairSlot {
+    uint64_t key = ~0ull;  // empty
+    PairInfo info{};
+  };
   static uint64_t key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void merge_small(std::vector<int32_t>& syms) const;
@@ -49,7 +55,9 @@ class BpeEngine {
   std::vector<std::string> pieces_;
   std::unordered_map<std::string, int32_t> ids_;
   std::unordered_map<uint32_t, int32_t> char_ids_;  // single-codepoint pieces
-  std::unordered_map<uint64_t, PairInfo> pairs_;
+  std::vector<PairSlot> pairs_;
+  uint64_t pair_mask_ = 0;
+  int32_t ascii_ids_[128];  // single-byte pieces (-1 when absent)
   std::vector<int32_t> byte_ids_;
   int32_t unk_id_ = 0;
   bool word_split_ = false;
