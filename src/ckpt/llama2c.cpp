@@ -1,11 +1,16 @@
 #include "ckpt/llama2c.h"
 
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <regex>
 
 #include "core/error.h"
+#include <fmt/format.h>
 
 namespace lt {
 
@@ -134,6 +139,66 @@ Tensor Llama2cSource::get(const std::string& name) const {
   t.bytes = {reinterpret_cast<const uint8_t*>(hf->data()), nbytes};
   t.owner = hf;
   return t;
+}
+
+void write_llama2c(const TensorSource& src, const std::string& path) {
+  const LlamaConfig& c = src.config();
+  LT_CHECK(c.norm_eps == 1e-5f && c.rope_theta == 10000.0f,
+           "llama2.c format: run.c fixes rms_norm_eps = 1e-5 and rope_theta = 10000; this model has {} and {}",
+           c.norm_eps, c.rope_theta);
+  std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  LT_CHECK(f, "cannot create {}", tmp);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
+  auto put = [&](const void* p, size_t n) { LT_CHECK(std::fwrite(p, 1, n, f) == n, "cannot write {}", tmp); };
+  int32_t header[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
+                       c.tie_embeddings ? c.vocab_size : -c.vocab_size, c.max_seq_len};
+  put(header, sizeof header);
+  std::vector<float> buf, meta;
+  auto tensor = [&](const std::string& name, bool rope) {
+    if (!src.has(name)) fail("{}: missing tensor '{}'", src.describe(), name);
+    Tensor t = src.get(name);
+    LT_CHECK(is_float_dtype(t.dtype), "{}: tensor '{}' is not floating point", src.describe(), name);
+    buf.resize(size_t(t.numel()));
+    convert_elements(t.dtype, t.bytes.data(), DType::F32, buf.data(), buf.size());
+    if (rope) {
+      meta.resize(buf.size());
+      permute_hf_to_meta(buf.data(), meta.data(), int(t.shape[0] / c.head_dim()), c.head_dim(), t.shape[1]);
+      buf.swap(meta);
+    }
+    put(buf.data(), buf.size() * 4);
+    src.release(name);
+  };
+  auto per_layer = [&](const char* part, bool rope) {
+    for (int l = 0; l < c.n_layers; ++l) tensor(fmt::format("model.layers.{}.{}", l, part), rope);
+  };
+  tensor("model.embed_tokens.weight", false);
+  per_layer("input_layernorm.weight", false);
+  per_layer("self_attn.q_proj.weight", true);
+  per_layer("self_attn.k_proj.weight", true);
+  per_layer("self_attn.v_proj.weight", false);
+  per_layer("self_attn.o_proj.weight", false);
+  per_layer("post_attention_layernorm.weight", false);
+  per_layer("mlp.gate_proj.weight", false);
+  per_layer("mlp.down_proj.weight", false);
+  per_layer("mlp.up_proj.weight", false);
+  tensor("model.norm.weight", false);
+  // Legacy RoPE tables (run.c ignores them): cos / sin of pos * theta^(-2i/hd).
+  const int hd = c.head_dim();
+  for (int part = 0; part < 2; ++part) {
+    buf.assign(size_t(c.max_seq_len) * hd / 2, 0.0f);
+    for (int p = 0; p < c.max_seq_len; ++p)
+      for (int i = 0; i < hd / 2; ++i) {
+        float freq = 1.0f / std::pow(c.rope_theta, float(2 * i) / float(hd));
+        float a = float(p) * freq;
+        buf[size_t(p) * hd / 2 + i] = part == 0 ? std::cos(a) : std::sin(a);
+      }
+    put(buf.data(), buf.size() * 4);
+  }
+  if (!c.tie_embeddings) tensor("lm_head.weight", false);
+  LT_CHECK(std::fflush(f) == 0 && fsync(fileno(f)) == 0, "cannot write {}", tmp);
+  closer.reset();
+  LT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename {} to {}", tmp, path);
 }
 
 void permute_meta_to_hf(const float* src, float* dst, int n_heads, int hd, int64_t cols) {

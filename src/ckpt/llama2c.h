@@ -1,4 +1,5 @@
-// llama2.c's legacy "version 0" checkpoint (run.c / export.py legacy_export) as a TensorSource.
+// llama2.c's legacy "version 0" checkpoint (run.c / export.py legacy_export) as a TensorSource,
+// and its writer (so a model trained here runs in llama2.c).
 //
 // Layout: 7 little-endian int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
 // seq_len; a negative vocab_size means an untied classifier follows), then fp32 arrays
@@ -32,6 +33,10 @@ class Llama2cSource : public TensorSource {
   MappedFile map_;
   LlamaConfig config_;
 };
+
+// Writes `src` as a llama2.c version-0 file (q/k permuted back to Meta order, the legacy
+// freq_cis tables filled in, wcls appended when untied), streaming tensor by tensor.
+void write_llama2c(const TensorSource& src, const std::string& path);
 
 // True when `path` starts with a plausible llama2.c header (positive sizes, file size matches).
 bool looks_like_llama2c(const std::string& path);

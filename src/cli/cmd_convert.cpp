@@ -2,6 +2,7 @@
 //   convert --from hf|llama2c|ckpt --input X --output CKPT_DIR [--tp T --pp P] [--dtype D]
 //   convert --to hf --input MODEL --output HF_DIR [--tokenizer FILE...] [--dtype D]
 //           [--max-shard-size 5GB]
+//   convert --to llama2c --input MODEL --output FILE.bin   (llama2.c's legacy format, fp32)
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -47,7 +48,7 @@ void register_convert(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--from", o->from, "Input format when writing a checkpoint: hf, llama2c or ckpt");
-  cmd->add_option("--to", o->to, "Output format other than a checkpoint: hf");
+  cmd->add_option("--to", o->to, "Output format other than a checkpoint: hf, or llama2c (a .bin for llama2.c's run)");
   cmd->add_option("--input", o->input, "Input: HF directory, llama2.c .bin, or checkpoint directory")->required();
   cmd->add_option("--output", o->output, "Output directory")->required();
   cmd->add_option("--tp", o->tp, "Tensor-parallel degree of the written checkpoint");
@@ -72,8 +73,12 @@ void register_convert(CLI::App& app) {
       std::string dir = convert_to_checkpoint(*src, o->output, opt);
       out = {{"output", dir}, {"tp", o->tp}, {"pp", o->pp},
              {"dtype", dtype_name(opt.dtype.value_or(src->stored_dtype()))}};
+    } else if (o->to == "llama2c") {
+      auto src = open_weights(o->input);
+      write_llama2c(*src, o->output);
+      out = {{"output", o->output}, {"dtype", "F32"}};
     } else {
-      LT_CHECK(o->to == "hf", "--to '{}': expected hf", o->to);
+      LT_CHECK(o->to == "hf", "--to '{}': expected hf or llama2c", o->to);
       auto src = open_weights(o->input);
       ToHfOptions opt;
       opt.dtype = parse_weight_dtype(o->dtype);

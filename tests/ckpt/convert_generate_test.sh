@@ -27,6 +27,10 @@ for model in "$ASSETS/stories260K.bin" "$WORK/ckpt" "$WORK/hf"; do
   grep -q '"stop_reason": "\(bos\|max_new_tokens\)"' "$WORK/g.json"
 done
 
+# Back to llama2.c: the weights come back byte for byte (the file tail holds RoPE tables).
+"$BIN" convert --to llama2c --input "$WORK/hf" --output "$WORK/back.bin"
+cmp -n 1000000 "$WORK/back.bin" "$ASSETS/stories260K.bin"
+
 # Sampling is reproducible for a seed.
 a=$("$BIN" generate --model "$WORK/hf" --tokenizer "$ASSETS/tok512.model" --prompt "Once upon a time" --seed 5 --max-new-tokens 30 2>/dev/null)
 b=$("$BIN" generate --model "$WORK/hf" --tokenizer "$ASSETS/tok512.model" --prompt "Once upon a time" --seed 5 --max-new-tokens 30 2>/dev/null)

@@ -238,3 +238,30 @@ TEST(Loader, Llama2cTruncated) {
 
 }  // namespace
 }  // namespace lt
+
+namespace lt {
+namespace {
+
+// llama2.c -> (HF order in memory) -> llama2.c gives the original file back: weights byte for
+// byte (q/k permuted there and back), the legacy RoPE tables to float rounding.
+TEST(Loader, Llama2cExportReproducesTheFile) {
+  auto dir = test::scratch_dir("loader_l2c_export");
+  std::string out = (dir / "out.bin").string();
+  Llama2cSource src(stories_path());
+  write_llama2c(src, out);
+  MappedFile a(stories_path()), b(out);
+  ASSERT_EQ(a.size(), b.size());
+  const LlamaConfig& c = src.config();
+  const size_t table = size_t(c.max_seq_len) * c.head_dim() / 2 * 2 * 4;
+  const size_t weights_end = a.size() - table;  // tied: the tables are last
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), weights_end));
+  for (size_t off = weights_end; off < a.size(); off += 4) {
+    float x, y;
+    std::memcpy(&x, a.data() + off, 4);
+    std::memcpy(&y, b.data() + off, 4);
+    ASSERT_NEAR(x, y, 2e-6) << off;
+  }
+}
+
+}  // namespace
+}  // namespace lt
