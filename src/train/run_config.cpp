@@ -56,6 +56,8 @@ const KeySpec kRunKeys[] = {
     {"checkpoint.every", Type::Int, "0", "save every N steps (0 = only at the end)"},
     {"checkpoint.keep", Type::Int, "3", "keep the newest K checkpoints"},
     {"checkpoint.resume", Type::String, "auto", "auto (newest complete checkpoint) | none | a step directory"},
+    {"checkpoint.remote", Type::String, "", "copy checkpoints to s3://bucket/prefix or a directory; restore from it when the local dir is empty"},
+    {"train.nan_policy", Type::String, "skip", "on a non-finite loss or gradient norm: skip the update, rollback to the last checkpoint, or fail"},
     {"eval.every", Type::Int, "0", "evaluate on data.valid_path every N steps (0 = off)"},
     {"eval.batches", Type::Int, "8", "micro-batches per evaluation"},
 };
@@ -218,6 +220,10 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
   c.checkpoint_every = I("checkpoint.every");
   c.checkpoint_keep = int(I("checkpoint.keep"));
   c.resume = S("checkpoint.resume");
+  c.remote = S("checkpoint.remote");
+  c.nan_policy = S("train.nan_policy");
+  LT_CHECK(c.nan_policy == "skip" || c.nan_policy == "rollback" || c.nan_policy == "fail",
+           "config key 'train.nan_policy': expected skip, rollback or fail, got '{}'", c.nan_policy);
   c.eval_every = I("eval.every");
   c.eval_batches = int(I("eval.batches"));
 

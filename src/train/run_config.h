@@ -38,6 +38,8 @@ struct RunConfig {
   int64_t checkpoint_every = 0;  // 0 = only at the end
   int checkpoint_keep = 3;
   std::string resume = "auto";   // auto | none | a checkpoint step directory
+  std::string remote;            // "" | s3://bucket/prefix | a directory: checkpoint copies
+  std::string nan_policy = "skip";  // skip | rollback | fail
   int64_t eval_every = 0;
   int eval_batches = 8;
 

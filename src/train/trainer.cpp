@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -13,7 +14,10 @@
 #include <optional>
 
 #include "ckpt/checkpoint.h"
+#include "ckpt/remote_store.h"
+#include "ckpt/remote_sync.h"
 #include "ckpt/reshard.h"
+#include "ckpt/s3_client.h"
 #include "ckpt/tensor_source.h"
 #include "core/buffer.h"
 #include "core/error.h"
@@ -60,6 +64,9 @@ class Trainer {
  private:
   void setup_data();
   void restore_or_init();
+  void load_checkpoint_state(const CheckpointRef& ref);
+  void setup_remote();
+  void write_heartbeat() const;
   void build_micro_batches(const int32_t* samples, int count, int32_t* inputs, int32_t* targets) const;
   double train_step(double lr, double& grad_norm, bool& skipped);
   void reduce_gradients();
@@ -85,7 +92,8 @@ class Trainer {
   Buffer samples_, inputs_, targets_;
   int dp_ = 1, micro_batches_ = 1, local_batch_ = 1;
   LrSchedule sched_;
-  int64_t step_ = 0, tokens_seen_ = 0, checkpoints_written_ = 0, nan_skipped_ = 0;
+  int64_t step_ = 0, tokens_seen_ = 0, checkpoints_written_ = 0, nan_skipped_ = 0, rollbacks_ = 0;
+  std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set
 };
 
 Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
@@ -171,6 +179,60 @@ void Trainer::build_micro_batches(const int32_t* samples, int count, int32_t* in
   }
 }
 
+bool same_shape(const LlamaConfig& a, const LlamaConfig& b) {
+  return a.dim == b.dim && a.n_layers == b.n_layers && a.vocab_size == b.vocab_size && a.n_heads == b.n_heads &&
+         a.n_kv_heads == b.n_kv_heads && a.hidden_dim == b.hidden_dim && a.tie_embeddings == b.tie_embeddings;
+}
+
+// Weights, optimizer state, step and token count from a checkpoint of any layout.
+void Trainer::load_checkpoint_state(const CheckpointRef& ref) {
+  const CheckpointMeta& m = ref.meta;
+  LT_CHECK(same_shape(m.config, model_), "checkpoint {} holds a different model than '{}'", ref.dir, cfg_.model);
+  float* w = weights_.as<float>();
+  load_model(ref, *layout_, w);
+  size_t total = layout_->total();
+  size_t b = std::min(opt_->begin(), total), e = std::min(opt_->end(), total);
+  // fp32 training: the master weights are the weights themselves.
+  load_optimizer(ref, *layout_, b, e, w + b, opt_->exp_avg(), opt_->exp_avg_sq());
+  step_ = m.step;
+  tokens_seen_ = m.tokens_seen;
+  if (is_log_rank())
+    log::info("loaded {} (step {}, saved at tp{} pp{} dp{}, running at tp{} pp{} dp{})", ref.dir, m.step, m.tp, m.pp,
+              m.dp, shard_.tp, shard_.pp, dp_);
+}
+
+// checkpoint.remote: restore the newest complete remote checkpoint into an empty local
+// directory (as SageMaker does), and upload every new checkpoint in the background.
+void Trainer::setup_remote() {
+  if (cfg_.remote.empty()) return;
+  if (rt_.world().rank() == 0) {
+    RemoteLocation loc = open_remote(cfg_.remote);
+    if (auto* s3 = dynamic_cast<S3Store*>(loc.store.get())) s3->check_access();
+    std::shared_ptr<RemoteStore> store(std::move(loc.store));
+    if (cfg_.resume == "auto") {
+      if (auto got = restore_newest_if_local_empty(cfg_.checkpoint_dir, *store, loc.prefix))
+        log::info("restored {} from {}", *got, cfg_.remote);
+    }
+    BackgroundUploader::Options o;
+    o.keep_last = cfg_.checkpoint_keep;
+    uploader_ = std::make_unique<BackgroundUploader>(store, loc.prefix, o);
+  }
+  rt_.world().barrier();
+}
+
+// <run.dir>/heartbeat.json: the launcher's hang watchdog reads the step and time.
+void Trainer::write_heartbeat() const {
+  std::string path = cfg_.run_dir + "/heartbeat.json";
+  std::string tmp = path + ".tmp";
+  if (std::FILE* f = std::fopen(tmp.c_str(), "w")) {
+    std::fprintf(f, "{\"step\": %lld, \"time\": %.3f, \"pid\": %d}\n", (long long)step_,
+                 std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(),
+                 int(getpid()));
+    std::fclose(f);
+    std::rename(tmp.c_str(), path.c_str());
+  }
+}
+
 void Trainer::restore_or_init() {
   Comm& world = rt_.world();
   int64_t resume_step = -1;
@@ -189,22 +251,8 @@ void Trainer::restore_or_init() {
   float* w = weights_.as<float>();
   if (resume_step >= 0) {
     CheckpointRef ref = open_checkpoint(resume_root, resume_step, Verify::sizes);
-    const CheckpointMeta& m = ref.meta;
-    LT_CHECK(m.config.dim == model_.dim && m.config.n_layers == model_.n_layers && m.config.vocab_size == model_.vocab_size &&
-                 m.config.n_heads == model_.n_heads && m.config.n_kv_heads == model_.n_kv_heads &&
-                 m.config.hidden_dim == model_.hidden_dim,
-             "checkpoint {} holds a different model than '{}'", ref.dir, cfg_.model);
-    load_model(ref, *layout_, w);
-    size_t total = layout_->total();
-    size_t b = std::min(opt_->begin(), total), e = std::min(opt_->end(), total);
-    // fp32 training: the master weights are the weights themselves.
-    load_optimizer(ref, *layout_, b, e, w + b, opt_->exp_avg(), opt_->exp_avg_sq());
-    step_ = m.step;
-    tokens_seen_ = m.tokens_seen;
-    loader_->set_position(m.data_position);
-    if (is_log_rank())
-      log::info("resumed from {} (step {}, layout tp{} pp{} dp{} -> tp{} pp{} dp{})", ref.dir, m.step, m.tp, m.pp, m.dp,
-                shard_.tp, shard_.pp, dp_);
+    load_checkpoint_state(ref);
+    loader_->set_position(ref.meta.data_position);
     return;
   }
   if (cfg_.init.empty()) {
@@ -213,9 +261,7 @@ void Trainer::restore_or_init() {
   } else {
     auto src = open_weights(cfg_.init);
     const LlamaConfig& sc = src->config();
-    LT_CHECK(sc.dim == model_.dim && sc.n_layers == model_.n_layers && sc.vocab_size == model_.vocab_size &&
-                 sc.n_heads == model_.n_heads && sc.n_kv_heads == model_.n_kv_heads && sc.hidden_dim == model_.hidden_dim,
-             "init '{}' holds a model of another shape than model '{}'", cfg_.init, cfg_.model);
+    LT_CHECK(same_shape(sc, model_), "init '{}' holds a model of another shape than model '{}'", cfg_.init, cfg_.model);
     load_weights(*src, *layout_, w);
     if (is_log_rank()) log::info("initialised weights from {}", src->describe());
   }
@@ -312,6 +358,7 @@ void Trainer::save_checkpoint() {
     m.extra = {{"run_config", cfg_.resolved}};
     std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, cfg_.checkpoint_keep);
     log::info("checkpoint saved: {}", dir);
+    if (uploader_) uploader_->enqueue(dir);
   }
   ++checkpoints_written_;
   world.barrier();
@@ -343,12 +390,13 @@ double Trainer::evaluate() {
 }
 
 int Trainer::run(const TrainOptions& opts) {
-  setup_data();
-  restore_or_init();
   Comm& world = rt_.world();
+  if (is_log_rank()) ensure_writable_dir(cfg_.run_dir, "run.dir");
+  setup_data();
+  setup_remote();
+  restore_or_init();
   std::unique_ptr<MetricsSink> metrics;
   if (is_log_rank()) {
-    ensure_writable_dir(cfg_.run_dir, "run.dir");
     metrics = std::make_unique<MetricsSink>(cfg_.run_dir, step_);
   }
   std::signal(SIGTERM, on_stop_signal);
@@ -376,7 +424,23 @@ int Trainer::run(const TrainOptions& opts) {
     tokens_seen_ += tokens_per_step;
     if (skipped) {
       ++nan_skipped_;
-      if (is_log_rank()) log::warn("step {}: non-finite loss {} or gradient norm {}: update skipped ({} so far)", step_, loss, gnorm, nan_skipped_);
+      if (is_log_rank())
+        log::warn("step {}: non-finite loss {} or gradient norm {} (policy {}; {} so far)", step_, loss, gnorm,
+                  cfg_.nan_policy, nan_skipped_);
+      LT_CHECK(cfg_.nan_policy != "fail", "step {}: non-finite loss or gradient norm (train.nan_policy = fail)", step_);
+      if (cfg_.nan_policy == "rollback") {
+        // Back to the last checkpoint's weights and optimizer state; the data position keeps
+        // moving forward, so the batches that diverged are not replayed.
+        std::optional<CheckpointRef> ref;
+        int64_t at = -1;
+        if (world.rank() == 0)
+          if ((ref = find_latest_checkpoint(cfg_.checkpoint_dir))) at = ref->meta.step;
+        world.broadcast(&at, sizeof at, 0);
+        LT_CHECK(at >= 0, "step {}: non-finite loss and no checkpoint to roll back to", step_);
+        load_checkpoint_state(open_checkpoint(cfg_.checkpoint_dir, at, Verify::sizes));
+        ++rollbacks_;
+        continue;
+      }
     }
     if (std::isnan(first_loss)) first_loss = loss;
     last_loss = loss;
@@ -404,6 +468,7 @@ int Trainer::run(const TrainOptions& opts) {
       double el = evaluate();
       if (metrics) metrics->eval(step_, el);
     }
+    if (is_log_rank()) write_heartbeat();
     int64_t stop = g_stop_signal.load();
     world.all_reduce_sum(&stop, 1);
     bool last = step_ == cfg_.steps;
@@ -418,7 +483,7 @@ int Trainer::run(const TrainOptions& opts) {
     json s = {{"steps_run", step_ - first_step}, {"step", step_}, {"first_loss", first_loss}, {"final_loss", last_loss},
               {"tokens_per_s", stats.mean() > 0 ? double(tokens_per_step) / stats.mean() : 0.0},
               {"mean_step_s", stats.mean()}, {"checkpoints_written", checkpoints_written_},
-              {"nan_skipped", nan_skipped_}, {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code != 0},
+              {"nan_skipped", nan_skipped_}, {"rollbacks", rollbacks_}, {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code != 0},
               {"wall_s", run_timer.seconds()}};
     if (metrics) metrics->summary(s);
     if (opts.json) std::printf("%s\n", s.dump().c_str());
