@@ -101,6 +101,20 @@ TEST(DataTokenizer, TrilingualCorpusRoundTripAndAgreement) {
   EXPECT_GT(tokens, 1000000u);
 }
 
+// llama2.c's 512-piece model (remove_extra_whitespaces=true): ids from Python sentencepiece
+// 0.1.97 (`SentencePieceProcessor(model_file=...).encode(text)`), recorded here.
+TEST(DataTokenizer, Tok512MatchesPythonSentencepiece) {
+  auto tok = lt::open_tokenizer(asset("stories260k/tok512.model"));
+  EXPECT_EQ(tok->vocab_size(), 512);
+  EXPECT_EQ(tok->encode("Once upon a time,  there was   a little girl."),
+            (std::vector<int32_t>{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 426}));
+  EXPECT_EQ(tok->encode("  leading and trailing  "),
+            (std::vector<int32_t>{278, 411, 380, 299, 269, 259, 420, 412, 290, 299}));
+  std::vector<int32_t> ids = tok->encode("caf\xc3\xa9 \xc3\xb1 \xe4\xbd\xa0\xe5\xa5\xbd");
+  EXPECT_EQ(ids, (std::vector<int32_t>{280, 412, 431, 485, 410, 493, 410, 231, 192, 163, 232, 168, 192}));
+  EXPECT_EQ(tok->decode(ids), "caf\xc3\xa9 \xc3\xb1 \xe4\xbd\xa0\xe5\xa5\xbd");
+}
+
 TEST(DataTokenizer, IdentityAndBadFiles) {
   auto a = open_variant("json");
   auto b = lt::open_tokenizer(asset("llama2/tokenizer.model"));
