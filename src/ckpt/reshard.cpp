@@ -20,24 +20,6 @@ int64_t product(const std::vector<int64_t>& s, size_t from = 0) {
   return n;
 }
 
-// Calls fn(local_index, global_index, count) for the contiguous runs that elements [a, b) of
-// the flattened local tensor occupy in the flattened global tensor.
-template <typename Fn>
-void for_each_run(const StoredSlice& s, size_t a, size_t b, Fn fn) {
-  if (a >= b) return;
-  if (s.split_dim <= 0) {
-    size_t base = s.split_dim == 0 ? size_t(s.split_begin * product(s.shape, 1)) : 0;
-    fn(a, base + a, b - a);
-    return;
-  }
-  const size_t c = size_t(s.shape[1]), gc = size_t(s.global_shape[1]);
-  for (size_t i = a; i < b;) {
-    size_t r = i / c, k = i % c, n = std::min(b - i, c - k);
-    fn(i, r * gc + size_t(s.split_begin) + k, n);
-    i += n;
-  }
-}
-
 // Parses and checks one piece's slice record against the file and itself, so a crafted
 // checkpoint cannot make the loader read or write out of bounds.
 StoredSlice parse_slice(const SafetensorsFile& f, const std::string& tensor, const std::string& record, bool ranged) {
@@ -92,29 +74,71 @@ StoredSlice parse_slice(const SafetensorsFile& f, const std::string& tensor, con
   return s;
 }
 
-// Reassembles global tensor bytes from pieces; every element must be covered.
-std::shared_ptr<std::vector<uint8_t>> assemble(const std::vector<StoredSlice>& pieces, DType dtype,
-                                               const std::string& what) {
-  const StoredSlice& first = pieces.front();
-  const size_t es = dtype_size(dtype), numel = size_t(product(first.global_shape));
-  auto out = std::make_shared<std::vector<uint8_t>>(numel * es);
-  std::vector<uint8_t> covered(numel, 0);
+// Views any tensor as 2-D [rows, cols] (1-D: cols = 1) and a slice as a row/col offset.
+struct Geometry {
+  int64_t cols, row_off, col_off;
+};
+Geometry geometry(const StoredSlice& s) {
+  Geometry g{s.shape.size() > 1 ? s.shape[1] : 1, 0, 0};
+  if (s.split_dim == 0) g.row_off = s.split_begin;
+  if (s.split_dim == 1) g.col_off = s.split_begin;
+  return g;
+}
+
+// Fills elements [ta, tb) of the flattened local tensor `want` (a slice of the same global
+// tensor as the pieces) into `dst` as `dst_dtype`, copying straight from every piece that
+// overlaps: only the rows both hold are visited, so a rank reads its own share, not the whole
+// tensor. Pieces that repeat the same slice (replicated norms, KV heads shared by tp ranks)
+// are used once; every wanted element must be covered.
+void gather_slice(const std::vector<StoredSlice>& pieces, const StoredSlice& want, size_t ta, size_t tb,
+                  DType dst_dtype, void* dst, const std::string& what) {
+  if (ta >= tb) return;
+  const Geometry tg = geometry(want);
+  const int64_t t_row0 = int64_t(ta) / tg.cols, t_row1 = (int64_t(tb) + tg.cols - 1) / tg.cols;
+  const size_t ds = dtype_size(dst_dtype);
+  auto* out = static_cast<uint8_t*>(dst);
+  // Replicated data may be stored several times, cut differently by each rank's ZeRO-1
+  // ranges, so coverage is tracked per element rather than counted.
+  std::vector<uint8_t> covered(tb - ta, 0);
+  std::vector<const StoredSlice*> seen;
   for (const auto& s : pieces) {
-    if (s.global_shape != first.global_shape)
-      fail("{}: pieces disagree on the global shape ({} vs {})", what, s.file->path(), first.file->path());
-    const TensorInfo& t = s.file->at(s.tensor);
-    if (t.dtype != dtype) fail("{}: pieces have different dtypes ({} in {})", what, dtype_name(t.dtype), s.file->path());
-    const uint8_t* src = s.file->bytes(t).data();
-    for_each_run(s, s.begin, s.end, [&](size_t li, size_t gi, size_t n) {
-      std::memcpy(out->data() + gi * es, src + (li - s.begin) * es, n * es);
-      std::memset(covered.data() + gi, 1, n);
-    });
+    if (s.global_shape != want.global_shape)
+      fail("{}: {} stores global shape {}, expected {}", what, s.file->path(), json(s.global_shape).dump(),
+           json(want.global_shape).dump());
+    bool dup = false;
+    for (const StoredSlice* o : seen)
+      dup |= o->split_dim == s.split_dim && o->split_begin == s.split_begin && o->shape == s.shape &&
+             o->begin == s.begin && o->end == s.end;
+    if (dup) continue;
+    seen.push_back(&s);
+    const Geometry sg = geometry(s);
+    const TensorInfo& info = s.file->at(s.tensor);
+    const uint8_t* src = s.file->bytes(info).data();
+    const size_t es = dtype_size(info.dtype);
+    const int64_t s_row0 = int64_t(s.begin) / sg.cols, s_row1 = (int64_t(s.end) + sg.cols - 1) / sg.cols;
+    // Global rows both hold.
+    const int64_t g0 = std::max(s_row0 + sg.row_off, t_row0 + tg.row_off);
+    const int64_t g1 = std::min(s_row1 + sg.row_off, t_row1 + tg.row_off);
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t sr = g - sg.row_off, tr = g - tg.row_off;
+      // Local column ranges each side holds/wants in this row, in global columns.
+      int64_t sc0 = std::max<int64_t>(0, int64_t(s.begin) - sr * sg.cols);
+      int64_t sc1 = std::min<int64_t>(sg.cols, int64_t(s.end) - sr * sg.cols);
+      int64_t tc0 = std::max<int64_t>(0, int64_t(ta) - tr * tg.cols);
+      int64_t tc1 = std::min<int64_t>(tg.cols, int64_t(tb) - tr * tg.cols);
+      int64_t c0 = std::max(sc0 + sg.col_off, tc0 + tg.col_off), c1 = std::min(sc1 + sg.col_off, tc1 + tg.col_off);
+      if (c0 >= c1) continue;
+      size_t n = size_t(c1 - c0);
+      size_t si = size_t(sr * sg.cols + (c0 - sg.col_off)) - s.begin;
+      size_t ti = size_t(tr * tg.cols + (c0 - tg.col_off)) - ta;
+      convert_elements(info.dtype, src + si * es, dst_dtype, out + ti * ds, n);
+      std::memset(covered.data() + ti, 1, n);
+    }
   }
   auto hole = std::find(covered.begin(), covered.end(), 0);
   if (hole != covered.end())
-    fail("{}: element {} of the global tensor is in no stored piece (missing shard file?)", what,
-         hole - covered.begin());
-  return out;
+    fail("{}: element {} of the needed slice is in no stored piece (a missing or inconsistent shard file?)", what,
+         size_t(hole - covered.begin()) + ta);
 }
 
 bool same_architecture(const LlamaConfig& a, const LlamaConfig& b) {
@@ -158,10 +182,20 @@ Tensor CheckpointSource::get(const std::string& name) const {
     out.bytes = s.file->bytes(t);
     return out;
   }
-  auto bytes = assemble(it->second, t.dtype, describe() + ": tensor '" + name + "'");
+  StoredSlice whole;
+  whole.shape = whole.global_shape = s.global_shape;
+  auto bytes = std::make_shared<std::vector<uint8_t>>(size_t(product(s.global_shape)) * dtype_size(t.dtype));
+  gather_slice(it->second, whole, 0, size_t(product(s.global_shape)), t.dtype, bytes->data(),
+               describe() + ": tensor '" + name + "'");
   out.bytes = {bytes->data(), bytes->size()};
   out.owner = bytes;
   return out;
+}
+
+const std::vector<StoredSlice>& CheckpointSource::pieces(const std::string& name) const {
+  auto it = pieces_.find(name);
+  if (it == pieces_.end()) fail("{}: missing tensor '{}'", describe(), name);
+  return it->second;
 }
 
 void CheckpointSource::release(const std::string& name) const {
@@ -170,10 +204,26 @@ void CheckpointSource::release(const std::string& name) const {
   for (const auto& s : it->second) s.file->release(s.file->at(s.tensor));
 }
 
+StoredSlice target_slice(const ParamInfo& p) {
+  StoredSlice t;
+  t.shape = p.shape;
+  t.global_shape = p.global_shape;
+  t.split_dim = p.split_dim;
+  t.split_begin = p.split_begin;
+  t.begin = 0;
+  t.end = p.numel;
+  return t;
+}
+
 void load_model(const CheckpointRef& ckpt, const ParamLayout& target, float* dst) {
   check_architecture(ckpt, target);
   CheckpointSource src(ckpt);
-  load_weights(src, target, dst);
+  std::memset(dst, 0, target.total() * sizeof(float));
+  for (const auto& p : target.params()) {
+    std::string name = source_name(src, p);
+    gather_slice(src.pieces(name), target_slice(p), 0, p.numel, DType::F32, dst + p.offset,
+                 src.describe() + ": tensor '" + name + "'");
+  }
 }
 
 void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t begin, size_t end, float* master,
@@ -209,23 +259,13 @@ void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t
     if (a >= b) continue;
     std::string name = p.name;
     if (p.tied_copy && !pieces.count(std::string("master.") + name)) name = "model.embed_tokens.weight";
-    StoredSlice want;  // the target's slice, to map its local elements to global ones
-    want.shape = p.shape;
-    want.global_shape = p.global_shape;
-    want.split_dim = p.split_dim;
-    want.split_begin = p.split_begin;
     for (int k = 0; k < 3; ++k) {
       std::string key = kKinds[k] + name;
       auto it = pieces.find(key);
       if (it == pieces.end()) fail("checkpoint {}: no optimizer state '{}'", ckpt.dir, key);
-      if (it->second.front().global_shape != p.global_shape)
-        fail("checkpoint {}: optimizer state '{}' has a different global shape than the target", ckpt.dir, key);
-      auto g = assemble(it->second, DType::F32, "checkpoint " + ckpt.dir + ": optimizer state '" + key + "'");
-      const float* gf = reinterpret_cast<const float*>(g->data());
-      // Local element li of p is flat element p.offset + li, at out[p.offset + li - begin].
-      for_each_run(want, a - p.offset, b - p.offset, [&](size_t li, size_t gi, size_t n) {
-        std::memcpy(outs[k] + (p.offset + li - begin), gf + gi, n * sizeof(float));
-      });
+      // Local elements [a', b') of p are flat elements [a, b), at outs[k][a - begin].
+      gather_slice(it->second, target_slice(p), a - p.offset, b - p.offset, DType::F32, outs[k] + (a - begin),
+                   "checkpoint " + ckpt.dir + ": optimizer state '" + key + "'");
     }
   }
 }

@@ -1,7 +1,7 @@
 // Loading a checkpoint into any (tp, pp, dp) layout. Every stored tensor records its global
-// shape and which slice it holds, so the loader reassembles the global tensors it needs from
-// whichever source files hold pieces of them, then cuts the target's slice. One global tensor
-// is resident at a time.
+// shape and which slice it holds, so the loader copies the target's slice straight out of
+// whichever stored pieces overlap it (reading only the rows both hold): a rank resuming at
+// the saved layout reads just its own files' bytes, and resharding reads about its share.
 #pragma once
 #include <map>
 #include <memory>
@@ -37,6 +37,8 @@ class CheckpointSource : public TensorSource {
   DType stored_dtype() const override { return meta_.model_dtype; }
   void release(const std::string& name) const override;
   const CheckpointMeta& meta() const { return meta_; }
+  // The stored pieces of a tensor (throws when absent).
+  const std::vector<StoredSlice>& pieces(const std::string& name) const;
 
  private:
   std::string dir_;

@@ -105,8 +105,11 @@ std::string save_partitioned(const std::string& root, const LlamaConfig& c, int 
   for (auto& s : shards) {
     write_model_shard(tmp, s.layout, s.w.data(), DType::F32);
     size_t n = s.layout.total();
+    // Cuts through tensors, at different places on each tp rank, so replicated tensors are
+    // stored in differently cut pieces.
+    auto cut = [&](int d) { return d == 0 || d == parts ? n * d / parts : n * d / parts + 7 * s.layout.shard().tp_rank; };
     for (int d = 0; d < parts; ++d) {
-      size_t a = n * d / parts, b = n * (d + 1) / parts;  // cuts through tensors
+      size_t a = cut(d), b = cut(d + 1);
       write_optim_shard(tmp, s.layout, d, parts, a, b, s.master.data() + a, s.m.data() + a, s.v.data() + a);
     }
   }
