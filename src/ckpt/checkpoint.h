@@ -15,6 +15,8 @@
 // Loading: find_latest_checkpoint() walks step directories newest first and skips (with a
 // warning naming the problem) any without DONE, with a missing or truncated file, or with a
 // checksum mismatch. load_model/load_optimizer (ckpt/reshard.h) read into any tp/pp/dp layout.
+// Many ranks: hashing reads every byte, so let rank 0 resolve with Verify::checksums,
+// broadcast the step, and have the others open_checkpoint(root, step, Verify::sizes).
 #pragma once
 #include <cstdint>
 #include <map>
