@@ -1,0 +1,284 @@
+// Every CPU kernel against an independent plain reference (double precision where it
+// matters), on random shapes including odd sizes; forward and backward.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/bf16.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+
+namespace lt::cpu {
+namespace {
+
+std::vector<float> randv(size_t n, uint32_t seed, float sd = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// |a − b| <= atol + rtol·|b| elementwise.
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, double atol, double rtol,
+                  const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!(std::fabs(double(a[i]) - b[i]) <= atol + rtol * std::fabs(double(b[i])))) {
+      if (bad++ < 5) ADD_FAILURE() << what << "[" << i << "]: " << a[i] << " vs " << b[i];
+    }
+  EXPECT_EQ(bad, 0u) << what;
+}
+
+TEST(KernelGemm, AllTransposeAndAccumulateCombos) {
+  const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {64, 48, 288}, {3, 101, 1}};
+  uint32_t seed = 1;
+  for (auto& sh : shapes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (int acc = 0; acc < 2; ++acc) {
+          const int M = sh[0], N = sh[1], K = sh[2];
+          auto A = randv(size_t(M) * K, seed++), B = randv(size_t(K) * N, seed++);
+          auto C = randv(size_t(M) * N, seed++), R = C;
+          matmul(A.data(), B.data(), C.data(), M, N, K, ta, tb, acc);
+          matmul_ref(A.data(), B.data(), R.data(), M, N, K, ta, tb, acc);
+          expect_close(C, R, 1e-4 * std::sqrt(double(K)), 1e-5, "gemm");
+        }
+}
+
+TEST(KernelGemm, Bf16InputsFp32Accumulate) {
+  const int M = 19, N = 37, K = 70;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int acc = 0; acc < 2; ++acc) {
+        auto A = randv(size_t(M) * K, 10 + ta), B = randv(size_t(K) * N, 20 + tb);
+        std::vector<bf16> Ah(A.size()), Bh(B.size());
+        // The reference sees exactly the rounded inputs: only accumulation order differs.
+        for (size_t i = 0; i < A.size(); ++i) A[i] = bf16_to_float(Ah[i] = float_to_bf16(A[i]));
+        for (size_t i = 0; i < B.size(); ++i) B[i] = bf16_to_float(Bh[i] = float_to_bf16(B[i]));
+        auto C = randv(size_t(M) * N, 30), R = C;
+        matmul_bf16(Ah.data(), Bh.data(), C.data(), M, N, K, ta, tb, acc);
+        matmul_ref(A.data(), B.data(), R.data(), M, N, K, ta, tb, acc);
+        expect_close(C, R, 1e-4 * std::sqrt(double(K)), 1e-5, "gemm_bf16");
+      }
+}
+
+struct AttnCase {
+  int B, T, H, KV, hd;
+};
+
+TEST(KernelAttention, ForwardBackwardVsReference) {
+  // MHA, GQA 2:1 and 3:1, MQA; T below, at, and not a multiple of the tiles; T = 1; odd hd.
+  const AttnCase cases[] = {{1, 1, 2, 2, 8},  {2, 5, 4, 2, 6},    {1, 33, 3, 1, 16}, {2, 64, 2, 2, 48},
+                            {1, 97, 6, 2, 7}, {1, 130, 4, 4, 32}, {3, 17, 8, 1, 64}, {1, 200, 2, 1, 48}};
+  uint32_t seed = 100;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(testing::Message() << "B=" << c.B << " T=" << c.T << " H=" << c.H << " KV=" << c.KV
+                                    << " hd=" << c.hd);
+    const AttnShape s{c.B, c.T, c.H, c.KV, c.hd};
+    const size_t nq = size_t(c.B) * c.T * c.H * c.hd, nk = size_t(c.B) * c.T * c.KV * c.hd;
+    auto q = randv(nq, seed++), k = randv(nk, seed++), v = randv(nk, seed++), dout = randv(nq, seed++);
+    std::vector<float> out(nq), lse(size_t(c.B) * c.H * c.T), out_r(nq), lse_r(lse.size());
+    attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+    attention_forward_ref(q.data(), k.data(), v.data(), out_r.data(), lse_r.data(), s);
+    expect_close(out, out_r, 2e-5, 1e-4, "out");
+    expect_close(lse, lse_r, 2e-5, 1e-5, "lse");
+    std::vector<float> dq(nq, 7.f), dk(nk, 7.f), dv(nk, 7.f), dq_r(nq), dk_r(nk), dv_r(nk);
+    attention_backward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(),
+                       dv.data(), s);
+    attention_backward_ref(q.data(), k.data(), v.data(), dout.data(), dq_r.data(), dk_r.data(), dv_r.data(), s);
+    expect_close(dq, dq_r, 1e-4, 1e-3, "dq");
+    expect_close(dk, dk_r, 1e-4, 1e-3, "dk");
+    expect_close(dv, dv_r, 1e-4, 1e-3, "dv");
+  }
+}
+
+TEST(KernelAttention, Deterministic) {
+  const AttnShape s{2, 77, 4, 2, 48};
+  const size_t nq = size_t(2) * 77 * 4 * 48, nk = nq / 2;
+  auto q = randv(nq, 1), k = randv(nk, 2), v = randv(nk, 3), dout = randv(nq, 4);
+  std::vector<float> out(nq), lse(2 * 4 * 77), dq(nq), dk(nk), dv(nk);
+  attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+  attention_backward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(),
+                     dv.data(), s);
+  auto o2 = out, dq2 = dq, dk2 = dk, dv2 = dv;
+  attention_forward(q.data(), k.data(), v.data(), o2.data(), lse.data(), s);
+  attention_backward(q.data(), k.data(), v.data(), o2.data(), dout.data(), lse.data(), dq2.data(), dk2.data(),
+                     dv2.data(), s);
+  EXPECT_EQ(out, o2);
+  EXPECT_EQ(dq, dq2);
+  EXPECT_EQ(dk, dk2);
+  EXPECT_EQ(dv, dv2);
+}
+
+TEST(KernelRmsNorm, ForwardBackwardVsDouble) {
+  for (int D : {1, 7, 64, 288, 333}) {
+    const int N = 13;
+    const float eps = 1e-5f;
+    auto x = randv(size_t(N) * D, D), w = randv(size_t(D), D + 1), dy = randv(size_t(N) * D, D + 2);
+    std::vector<float> y(x.size()), rstd(N), dx(x.size(), 0.5f), dw(size_t(D), 0.25f);
+    rmsnorm_forward(x.data(), w.data(), y.data(), rstd.data(), N, D, eps);
+    std::vector<float> y_r(x.size()), dx_r(x.size()), dw_r(static_cast<size_t>(D));
+    std::vector<double> dwd(size_t(D), 0.25);
+    for (int n = 0; n < N; ++n) {
+      double ss = 0;
+      for (int i = 0; i < D; ++i) ss += double(x[n * D + i]) * x[n * D + i];
+      double r = 1.0 / std::sqrt(ss / D + eps);
+      double dot = 0;  // Σ dy·w·x
+      for (int i = 0; i < D; ++i) {
+        y_r[n * D + i] = float(x[n * D + i] * r * w[i]);
+        dot += double(dy[n * D + i]) * w[i] * x[n * D + i];
+        dwd[i] += double(dy[n * D + i]) * x[n * D + i] * r;
+      }
+      for (int i = 0; i < D; ++i)
+        dx_r[n * D + i] = float(0.5 + r * dy[n * D + i] * w[i] - r * r * r * x[n * D + i] * dot / D);
+    }
+    for (int i = 0; i < D; ++i) dw_r[i] = float(dwd[i]);
+    expect_close(y, y_r, 1e-6, 1e-5, "rmsnorm y");
+    rmsnorm_backward(dy.data(), x.data(), w.data(), rstd.data(), dx.data(), dw.data(), N, D, true);
+    expect_close(dx, dx_r, 1e-5, 1e-4, "rmsnorm dx");
+    expect_close(dw, dw_r, 1e-5, 1e-4, "rmsnorm dw");
+  }
+}
+
+TEST(KernelRope, DirectFormulaAndInverse) {
+  const int B = 2, T = 11, H = 3, hd = 10;
+  const float theta = 10000.0f;
+  std::vector<float> c(size_t(T) * hd / 2), s(c.size());
+  rope_tables(c.data(), s.data(), T, hd, theta);
+  auto x = randv(size_t(B) * T * H * hd, 5), y = x;
+  rope_forward(y.data(), c.data(), s.data(), B * T, T, H, hd);
+  std::vector<float> ref(x.size());
+  for (int n = 0; n < B * T; ++n)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < hd; ++i) {
+        // HF: out = x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1], freq index i mod hd/2.
+        int f = i % (hd / 2);
+        double ang = double(n % T) * std::pow(double(theta), -2.0 * f / hd);
+        const float* xr = x.data() + (size_t(n) * H + h) * hd;
+        double rot = i < hd / 2 ? -xr[i + hd / 2] : xr[i - hd / 2];
+        ref[(size_t(n) * H + h) * hd + i] = float(xr[i] * std::cos(ang) + rot * std::sin(ang));
+      }
+  expect_close(y, ref, 1e-5, 1e-5, "rope");
+  rope_backward(y.data(), c.data(), s.data(), B * T, T, H, hd);  // inverse rotation
+  expect_close(y, x, 1e-5, 1e-5, "rope inverse");
+}
+
+TEST(KernelSwiGLU, ForwardBackwardVsDouble) {
+  const int n = 1001;
+  auto g = randv(n, 1, 3.0f), u = randv(n, 2), dh = randv(n, 3);
+  std::vector<float> h(n), dg(n), du(n), h_r(n), dg_r(n), du_r(n);
+  swiglu_forward(g.data(), u.data(), h.data(), n);
+  swiglu_backward(dh.data(), g.data(), u.data(), dg.data(), du.data(), n);
+  for (int i = 0; i < n; ++i) {
+    double sg = 1.0 / (1.0 + std::exp(-double(g[i])));
+    h_r[i] = float(g[i] * sg * u[i]);
+    du_r[i] = float(dh[i] * g[i] * sg);
+    dg_r[i] = float(dh[i] * u[i] * (sg + g[i] * sg * (1 - sg)));
+  }
+  expect_close(h, h_r, 1e-6, 1e-5, "swiglu h");
+  expect_close(dg, dg_r, 1e-6, 1e-5, "swiglu dg");
+  expect_close(du, du_r, 1e-6, 1e-5, "swiglu du");
+}
+
+TEST(KernelEmbedding, VocabRangeForwardBackward) {
+  const int N = 29, D = 19, vb = 10, V = 8;
+  std::vector<int32_t> tok(N);
+  for (int n = 0; n < N; ++n) tok[n] = (n * 7) % 25;  // some inside [10, 18), some outside
+  auto table = randv(size_t(V) * D, 3), dout = randv(size_t(N) * D, 4);
+  std::vector<float> out(size_t(N) * D, 9.f), dt(size_t(V) * D, 1.f), dt_r(dt.size(), 1.f);
+  embedding_forward(tok.data(), table.data(), out.data(), N, D, vb, V);
+  embedding_backward(tok.data(), dout.data(), dt.data(), N, D, vb, V);
+  for (int n = 0; n < N; ++n) {
+    int r = tok[n] - vb;
+    for (int i = 0; i < D; ++i) {
+      float want = (r >= 0 && r < V) ? table[r * D + i] : 0.0f;
+      ASSERT_EQ(out[n * D + i], want);
+      if (r >= 0 && r < V) dt_r[r * D + i] += dout[n * D + i];
+    }
+  }
+  expect_close(dt, dt_r, 1e-6, 1e-6, "embedding dtable");
+}
+
+TEST(KernelCrossEntropy, PiecesVsDoubleSoftmax) {
+  const int R = 9, Vfull = 37;
+  auto logits = randv(size_t(R) * Vfull, 8, 4.0f);
+  std::vector<int32_t> tg = {0, 36, 5, -1, 17, 18, 30, -100, 2};
+  const float scale = 0.125f;
+  // Two "ranks" over [0, 18) and [18, 37), reduced by hand as TensorParallelOps would.
+  const int vb[2] = {0, 18}, vl[2] = {18, 19};
+  std::vector<float> part[2], mx[2], se[2], tl[2];
+  for (int p = 0; p < 2; ++p) {
+    part[p].resize(size_t(R) * vl[p]);
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < vl[p]; ++j) part[p][r * vl[p] + j] = logits[r * Vfull + vb[p] + j];
+    mx[p].resize(R);
+    ce_row_max(part[p].data(), R, vl[p], mx[p].data());
+  }
+  std::vector<float> m(R), lse(R), tlog(R);
+  for (int r = 0; r < R; ++r) m[r] = std::max(mx[0][r], mx[1][r]);
+  for (int p = 0; p < 2; ++p) {
+    se[p].resize(R);
+    tl[p].resize(R);
+    ce_row_sumexp(part[p].data(), R, vl[p], vb[p], tg.data(), m.data(), se[p].data(), tl[p].data());
+  }
+  for (int r = 0; r < R; ++r) {
+    lse[r] = m[r] + std::log(se[0][r] + se[1][r]);
+    tlog[r] = tl[0][r] + tl[1][r];
+  }
+  double loss = 0;
+  for (int p = 0; p < 2; ++p)
+    loss += ce_loss_and_grad(part[p].data(), R, vl[p], vb[p], tg.data(), lse.data(), tlog.data(), scale);
+  loss /= 2;  // each rank returns the same total
+  double loss_r = 0;
+  for (int r = 0; r < R; ++r) {
+    double mxd = -1e300, s = 0;
+    for (int j = 0; j < Vfull; ++j) mxd = std::max(mxd, double(logits[r * Vfull + j]));
+    for (int j = 0; j < Vfull; ++j) s += std::exp(double(logits[r * Vfull + j]) - mxd);
+    double z = mxd + std::log(s);
+    if (tg[r] >= 0) loss_r += z - logits[r * Vfull + tg[r]];
+    for (int j = 0; j < Vfull; ++j) {
+      double gr = tg[r] < 0 ? 0.0 : scale * (std::exp(double(logits[r * Vfull + j]) - z) - (j == tg[r]));
+      int p = j < 18 ? 0 : 1;
+      EXPECT_NEAR(part[p][r * vl[p] + j - vb[p]], gr, 1e-6) << r << "," << j;
+    }
+  }
+  EXPECT_NEAR(loss, loss_r, 1e-5 * std::fabs(loss_r));
+}
+
+TEST(KernelAdamW, MatchesScalarPyTorchLoop) {
+  const int n = 517;
+  auto p = randv(n, 1), g = randv(n, 2), m = randv(n, 3, 0.1f), v = randv(n, 4, 0.1f);
+  for (auto& x : v) x = x * x;
+  std::vector<double> pd(p.begin(), p.end()), md(m.begin(), m.end()), vd(v.begin(), v.end());
+  const AdamWParams a{3e-3, 0.9, 0.95, 1e-8, 0.1, 7, 0.5f};
+  adamw_update(p.data(), g.data(), m.data(), v.data(), n, a);
+  // torch.optim.AdamW (foreach=False) step t: decay, moments, bias-corrected update.
+  const double bc1 = 1 - std::pow(a.beta1, 7.0), bc2 = 1 - std::pow(a.beta2, 7.0);
+  for (int i = 0; i < n; ++i) {
+    double gi = double(g[i]) * a.grad_scale;
+    pd[i] *= 1 - a.lr * a.weight_decay;
+    md[i] = a.beta1 * md[i] + (1 - a.beta1) * gi;
+    vd[i] = a.beta2 * vd[i] + (1 - a.beta2) * gi * gi;
+    double denom = std::sqrt(vd[i]) / std::sqrt(bc2) + a.eps;
+    pd[i] -= a.lr / bc1 * md[i] / denom;
+  }
+  expect_close(p, std::vector<float>(pd.begin(), pd.end()), 1e-6, 1e-5, "adamw p");
+  expect_close(m, std::vector<float>(md.begin(), md.end()), 1e-7, 1e-5, "adamw m");
+  expect_close(v, std::vector<float>(vd.begin(), vd.end()), 1e-8, 1e-5, "adamw v");
+  double ss = sum_squares(g.data(), n), ss_r = 0;
+  for (float x : g) ss_r += double(x) * x;
+  EXPECT_NEAR(ss, ss_r, 1e-9 * ss_r);
+}
+
+}  // namespace
+}  // namespace lt::cpu
