@@ -1,0 +1,153 @@
+#include "launch/process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+
+namespace lt {
+
+void become_subreaper() { prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+pid_t spawn(const std::vector<std::string>& argv, const ChildOptions& o) {
+  LT_CHECK(!argv.empty(), "spawn: empty command");
+  // Everything the child needs is prepared before fork: only async-signal-safe calls after.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int out_fd = -1;
+  if (!o.stdout_path.empty()) {
+    out_fd = open(o.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    LT_CHECK(out_fd >= 0, "cannot create {}: {}", o.stdout_path, std::strerror(errno));
+  }
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    if (out_fd >= 0) close(out_fd);
+    fail("cannot start {}: fork: {}", argv[0], std::strerror(errno));
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    dup2(out_fd >= 0 ? out_fd : 2, 1);
+    for (const auto& e : o.env) putenv(const_cast<char*>(e.c_str()));
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  if (out_fd >= 0) close(out_fd);
+  setpgid(pid, pid);  // also from the parent: no race with a signal sent right after spawn
+  return pid;
+}
+
+bool reap(pid_t pid, int& status) {
+  int st = 0;
+  pid_t r = waitpid(pid, &st, WNOHANG);
+  if (r == 0) return false;
+  if (r < 0) {  // already reaped elsewhere or not ours: treat as ended
+    status = 255;
+    return true;
+  }
+  status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255;
+  return true;
+}
+
+namespace {
+// pid -> parent pid for every process in /proc.
+std::map<pid_t, pid_t> process_parents() {
+  std::map<pid_t, pid_t> parents;
+  DIR* d = opendir("/proc");
+  if (!d) return parents;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end || pid <= 0) continue;
+    std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
+    std::string s((std::istreambuf_iterator<char>(f)), {});
+    size_t rp = s.rfind(')');  // the command name may contain spaces and parentheses
+    if (rp == std::string::npos) continue;
+    std::istringstream rest(s.substr(rp + 1));
+    char state;
+    long ppid = 0;
+    rest >> state >> ppid;
+    if (state != 'Z') parents[pid_t(pid)] = pid_t(ppid);
+  }
+  closedir(d);
+  return parents;
+}
+
+int rank_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/environ");
+  std::string env((std::istreambuf_iterator<char>(f)), {});
+  for (const char* key : {"OMPI_COMM_WORLD_RANK=", "PMIX_RANK="}) {
+    size_t at = 0;
+    while ((at = env.find(key, at)) != std::string::npos) {
+      if (at == 0 || env[at - 1] == '\0') return std::atoi(env.c_str() + at + std::strlen(key));
+      at += 1;
+    }
+  }
+  return -1;
+}
+}  // namespace
+
+std::vector<pid_t> descendants() {
+  auto parents = process_parents();
+  std::set<pid_t> mine{getpid()};
+  bool grew = true;
+  while (grew) {
+    grew = false;
+    for (const auto& [pid, ppid] : parents)
+      if (mine.count(ppid) && mine.insert(pid).second) grew = true;
+  }
+  mine.erase(getpid());
+  return {mine.begin(), mine.end()};
+}
+
+std::map<int, pid_t> local_ranks() {
+  std::map<int, pid_t> ranks;
+  for (pid_t p : descendants()) {
+    int r = rank_of(p);
+    // mpirun's own helpers do not carry a rank; a rank's own children (none today) would
+    // carry its rank too, so keep the lowest pid (the rank itself starts first).
+    if (r >= 0 && (!ranks.count(r) || p < ranks[r])) ranks[r] = p;
+  }
+  return ranks;
+}
+
+void kill_all_descendants() {
+  for (int round = 0; round < 50; ++round) {
+    auto pids = descendants();
+    for (pid_t p : pids) kill(p, SIGKILL);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    if (pids.empty()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+std::string join_command(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) {
+    if (!s.empty()) s += ' ';
+    s += a.find_first_of(" \t\"'") == std::string::npos ? a : "'" + a + "'";
+  }
+  return s;
+}
+
+}  // namespace lt
