@@ -10,6 +10,7 @@ void register_convert(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_data(CLI::App& app);  // prepare, tokenize, data inspect
 void register_plan(CLI::App& app);
+void register_healthcheck(CLI::App& app);
 void register_train(CLI::App& app);
 
 }  // namespace lt::cli

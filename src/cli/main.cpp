@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   lt::cli::register_generate(app);
   lt::cli::register_data(app);
   lt::cli::register_plan(app);
+  lt::cli::register_healthcheck(app);
   lt::cli::register_train(app);
   try {
     app.parse(argc, argv);
