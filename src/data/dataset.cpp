@@ -109,7 +109,7 @@ class RawDataset : public TokenDataset {
   int64_t max_id_ = 0;
 };
 
-std::unique_ptr<TokenDataset> open_dir(const std::string& dir, int raw_sample_tokens, const std::string& split) {
+std::unique_ptr<TokenDataset> open_dir(const std::string& dir, const std::string& split) {
   std::string meta_path = (fs::path(dir) / "meta.json").string();
   if (!fs::exists(meta_path))
     fail("{} is a directory but has no meta.json (not a prepared dataset, or an interrupted prepare)", dir);
@@ -126,11 +126,7 @@ std::unique_ptr<TokenDataset> open_dir(const std::string& dir, int raw_sample_to
   std::vector<std::string> shards;
   for (const auto& s : meta["splits"][split].at("shards")) shards.push_back((fs::path(dir) / s.get<std::string>()).string());
   if (shards.empty()) fail("{}: split \"{}\" is empty", meta_path, split);
-  auto ds = std::make_unique<ShardDataset>(fmt::format("{} [{}]", dir, split), shards);
-  if (raw_sample_tokens > ds->sample_tokens())
-    fail("{}: blocks are {} tokens but {} tokens per sample were asked for (prepare with --block-size >= {})", dir,
-         ds->sample_tokens(), raw_sample_tokens, raw_sample_tokens);
-  return ds;
+  return std::make_unique<ShardDataset>(fmt::format("{} [{}]", dir, split), shards);
 }
 
 }  // namespace
@@ -139,17 +135,19 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, int ra
                                                  const std::string& split) {
   try {
     std::error_code ec;
-    if (!fs::exists(path, ec)) fail("dataset {} does not exist", path);
-    if (fs::is_directory(path, ec)) return open_dir(path, raw_sample_tokens, split);
+    if (!fs::exists(path, ec)) {
+      // "<dir>/validation" (or "<dir>/train") names a split of the prepared dataset <dir>.
+      fs::path p = fs::path(path).lexically_normal();
+      if (p.filename().empty()) p = p.parent_path();
+      fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+      if (fs::exists(parent / "meta.json", ec)) return open_dir(parent.string(), p.filename().string());
+      fail("dataset {} does not exist", path);
+    }
+    if (fs::is_directory(path, ec)) return open_dir(path, split);
     {
       MappedFile probe(path);
-      if (data::is_shard(probe.data(), probe.size())) {
-        auto ds = std::make_unique<ShardDataset>(path, std::vector<std::string>{path});
-        if (raw_sample_tokens > ds->sample_tokens())
-          fail("{}: blocks are {} tokens but {} tokens per sample were asked for", path, ds->sample_tokens(),
-               raw_sample_tokens);
-        return ds;
-      }
+      if (data::is_shard(probe.data(), probe.size()))
+        return std::make_unique<ShardDataset>(path, std::vector<std::string>{path});
     }
     if (ends_with(path, ".u32") || ends_with(path, ".u32.bin"))
       return std::make_unique<RawDataset>(path, raw_sample_tokens, 4);

@@ -3,9 +3,11 @@
 // open(path, raw_sample_tokens, split) accepts:
 //  - a prepared dataset directory (`llamatrain prepare`; meta.json + shards, docs/FORMATS.md):
 //    one sample = one block of the chosen split ("train" by default, or "validation").
-//    raw_sample_tokens is ignored when <= 0 or <= the block size (the caller may use a prefix of
-//    each sample); a larger value is an error, since blocks cannot be joined without crossing
-//    the packing boundaries the dataset was made with.
+//    raw_sample_tokens is ignored: samples are the blocks the dataset was packed into, and the
+//    caller checks sample_tokens() against what it needs (the trainer accepts blocks of seq_len
+//    or seq_len + 1 tokens and uses a prefix of longer ones).
+//    "<dir>/validation" (a path that does not exist, under a prepared dataset) selects that
+//    split too, so configs can name a split by path: data.valid_path: data/wiki/validation.
 //  - a single shard file (starts with the LTTOKENS magic, any name): its blocks are the samples.
 //  - a raw little-endian token file, read as one stream cut into consecutive non-overlapping
 //    samples of raw_sample_tokens ids (the remainder is dropped): `*.u32` or `*.u32.bin` hold

@@ -146,8 +146,10 @@ TEST(DataDataset, ShardDirectoryAndSingleShard) {
     ds->read(i, out.data());
     EXPECT_EQ(out[4], 70000 + i);
   }
-  EXPECT_THROW(lt::TokenDataset::open(dir.string(), 6), lt::Error);          // longer than a block
+  EXPECT_EQ(lt::TokenDataset::open(dir.string(), 6)->sample_tokens(), 5);  // raw_sample_tokens ignored
   EXPECT_THROW(lt::TokenDataset::open(dir.string(), 0, "validation"), lt::Error);  // no such split
+  EXPECT_EQ(lt::TokenDataset::open((dir / "train").string(), 0)->num_samples(), 7);  // split by path
+  EXPECT_THROW(lt::TokenDataset::open((dir / "nosplit").string(), 0), lt::Error);
   auto one = lt::TokenDataset::open((dir / names[1]).string(), 0);
   EXPECT_EQ(one->num_samples(), 4);
   // A truncated shard (an interrupted write) is rejected.
