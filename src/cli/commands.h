@@ -12,5 +12,7 @@ void register_data(CLI::App& app);  // prepare, tokenize, data inspect
 void register_plan(CLI::App& app);
 void register_healthcheck(CLI::App& app);
 void register_train(CLI::App& app);
+void register_launch(CLI::App& app);
+void register_eval(CLI::App& app);
 
 }  // namespace lt::cli

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   lt::cli::register_plan(app);
   lt::cli::register_healthcheck(app);
   lt::cli::register_train(app);
+  lt::cli::register_launch(app);
+  lt::cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
