@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "ckpt/convert.h"
 #include "ckpt/hf_source.h"
 #include "ckpt/llama2c.h"
 #include "ckpt/safetensors.h"
@@ -45,13 +46,13 @@ TEST(Infer, Stories260kGreedyMatchesLlama2c) {
   EXPECT_EQ(tok->decode(ids), expected);
 }
 
-TEST(Infer, HfTinyLogitsMatchPytorch) {
-  HfSource src(test::source_path("tests/fixtures/hf_tiny"));
+// Max |ours - reference| / max |reference| over both sequences of the fixture.
+double logits_error(const TensorSource& src, const std::string& ref_name) {
   InferenceModel m = load(src);
   SafetensorsFile ref(test::source_path("tests/fixtures/hf_tiny_ref.safetensors"));
   const TensorInfo& in = ref.at("inputs");
-  const TensorInfo& lg = ref.at("logits");
-  ASSERT_EQ(in.shape, (std::vector<int64_t>{2, 9}));
+  const TensorInfo& lg = ref.at(ref_name);
+  EXPECT_EQ(in.shape, (std::vector<int64_t>{2, 9}));
   const int B = 2, T = 9, V = 80;
   std::vector<int32_t> inputs(B * T);
   std::vector<float> want(size_t(B) * T * V);
@@ -67,7 +68,22 @@ TEST(Infer, HfTinyLogitsMatchPytorch) {
       max_ref = std::max(max_ref, std::abs(r));
     }
   }
-  EXPECT_LE(max_err / max_ref, 1e-5) << "max abs error " << max_err << ", max |logit| " << max_ref;
+  return max_err / max_ref;
+}
+
+TEST(Infer, HfTinyLogitsMatchPytorch) {
+  EXPECT_LE(logits_error(HfSource(test::source_path("tests/fixtures/hf_tiny")), "logits"), 1e-5);
+}
+
+TEST(Infer, HfTinyBf16LogitsMatchPytorch) {
+  EXPECT_LE(logits_error(HfSource(test::source_path("tests/fixtures/hf_tiny_bf16")), "logits_bf16"), 1e-5);
+}
+
+// The same logits after HF -> tp2/pp2 checkpoint, opened the way `generate` opens models.
+TEST(Infer, HfTinyThroughAShardedCheckpoint) {
+  auto dir = test::scratch_dir("infer_ckpt");
+  convert_to_checkpoint(HfSource(test::source_path("tests/fixtures/hf_tiny")), dir.string(), {2, 2, {}, std::nullopt});
+  EXPECT_LE(logits_error(*open_weights(dir.string()), "logits"), 1e-5);
 }
 
 TEST(Infer, SamplingGreedyAndTopP) {
