@@ -32,7 +32,7 @@ struct ThreadCache {
   WordCache words;
 };
 thread_local ThreadCache t_cache;
-constexpr size_t kCacheMaxWords = 1 << 18;
+constexpr size_t kCacheMaxWords = 1 << 16;  // ~10 MB per thread; cleared when full
 constexpr size_t kCacheMaxWordBytes = 96;
 std::atomic<uint64_t> g_instances{0};
 
