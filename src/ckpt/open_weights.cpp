@@ -22,9 +22,19 @@ std::unique_ptr<TensorSource> open_weights(const std::string& path) {
          "(meta.json, or step_* directories)",
          path);
   }
+  // A file inside a Hugging Face directory (config.json, model.safetensors, the index).
+  fs::path parent = fs::path(path).parent_path();
+  if ((path.ends_with(".safetensors") || path.ends_with("config.json") || path.ends_with(".index.json")) &&
+      fs::exists((parent.empty() ? fs::path(".") : parent) / "config.json"))
+    return std::make_unique<HfSource>(parent.empty() ? "." : parent.string());
   if (looks_like_llama2c(path)) return std::make_unique<Llama2cSource>(path);
   // Not plausible as llama2.c: let the reader say precisely why.
-  Llama2cSource probe(path);
+  try {
+    Llama2cSource probe(path);
+  } catch (const Error& e) {
+    fail("model '{}' is not a Hugging Face directory, a llamatrain checkpoint or a llama2.c file ({})", path,
+         e.what());
+  }
   fail("model '{}': not a recognised format", path);
 }
 

@@ -45,7 +45,8 @@ class TensorSource {
 
 // Opens a model given as a Hugging Face directory (config.json), one of our checkpoints (a
 // step directory with meta.json, or a checkpoint root whose newest valid step is used), or a
-// llama2.c .bin file. Throws saying what was expected when `path` is none of these.
+// llama2.c .bin file (a config.json or *.safetensors file stands for its directory). Throws
+// saying what was expected when `path` is none of these.
 std::unique_ptr<TensorSource> open_weights(const std::string& path);
 
 // Fills `dst` (layout.total() floats) with this shard's slices of every parameter, converting
