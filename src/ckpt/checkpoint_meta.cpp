@@ -100,9 +100,7 @@ CheckpointMeta parse_checkpoint_meta(const std::string& text, const std::string&
   const json& model = r.object(j, "model", "");
   try {
     m.config = parse_hf_config(model.dump(), path + ": field 'model'");
-  } catch (const Error& e) {
-    throw Error(e.what());
-  } catch (const std::exception& e) {
+  } catch (const json::exception& e) {  // parse_hf_config reports its own errors as lt::Error
     fail("{}: field 'model': {}", path, e.what());
   }
   if (model.contains("name") && model["name"].is_string()) m.config.name = model["name"].get<std::string>();
