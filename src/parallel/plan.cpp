@@ -113,6 +113,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     const double P = double(m.params), shard = std::ceil(P / (o.zero1 ? L.dp : 1));
     m.weights = (bf16 ? 2.0 : 4.0) * P;
     m.gradients = 4.0 * P;
+    if (o.zero1 && L.dp > 1) m.gradients += 4.0 * shard;  // the reduce-scattered gradient range
     m.optimizer = (bf16 ? 12.0 : 8.0) * shard;
     m.activations_full = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, false,
                                                 o.sequence_parallel, act_bytes);
@@ -124,6 +125,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
     if (reduced > 0) m.workspace += std::min(kCommSegmentBytes, reduced) * 1.5;
     if (L.pp > 1) m.workspace += 2.0 * double(N) * D * act_bytes;  // stage input / output-gradient buffers
+    m.workspace += 3.0 * L.per_replica_batch * (L.seq_len + 1) * 4.0;  // token samples, inputs, targets
     m.runtime = o.runtime_bytes > 0 ? o.runtime_bytes : kRuntimeBytes;
     p.stages.push_back(m);
     if (m.total() > p.stages[p.peak_stage].total()) p.peak_stage = st;

@@ -4,7 +4,8 @@
 //
 // Memory follows what OUR trainer allocates, so the estimate can be checked against peak RSS:
 // - weights: fp32 (4 B/param); bf16 keeps a bf16 compute copy (2 B) + fp32 master (4 B).
-// - gradients: fp32, accumulated over micro-batches (4 B/param).
+// - gradients: fp32, accumulated over micro-batches (4 B/param), plus the 1/dp range they
+//   are reduce-scattered into under ZeRO-1.
 // - optimizer: AdamW m and v (8 B/param) + the fp32 master under bf16; ZeRO-1 divides these
 //   by dp (each replica keeps a 1/dp shard).
 // - activations: LlamaStage's buffers (model/llama.h): per layer and micro-batch of N tokens

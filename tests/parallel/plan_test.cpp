@@ -73,10 +73,11 @@ TEST(Plan, SeedLayoutNumbers) {
   int64_t total = 0;
   for (const auto& m : p.stages) total += m.params * 8;
   EXPECT_EQ(total - 7 * int64_t(161) * 8192, c.num_params());
-  // bf16: 2 B weights, 4 B gradients, (4 master + 8 Adam) / dp with ZeRO-1.
+  // bf16: 2 B weights, 4 B gradients (+ the 1/dp reduce-scatter range), (4 master + 8 Adam)
+  // / dp with ZeRO-1.
   const StageMemory& m = p.stages[3];
   EXPECT_DOUBLE_EQ(m.weights, 2.0 * m.params);
-  EXPECT_DOUBLE_EQ(m.gradients, 4.0 * m.params);
+  EXPECT_NEAR(m.gradients, 4.0 * m.params * (1 + 1.0 / 16), 4.0);
   EXPECT_NEAR(m.optimizer, 12.0 * m.params / 16, 12.0);
   EXPECT_EQ(m.in_flight, 5);  // 1F1B: pp - stage
   EXPECT_EQ(p.stages[0].in_flight, 8);
@@ -111,7 +112,8 @@ TEST(Plan, SingleRankFp32ByHand) {
   EXPECT_DOUBLE_EQ(m.activations_full, 4 * (5 * layer + N + 2 * N * D + N));
   EXPECT_DOUBLE_EQ(m.activations_recompute, 4 * (5 * N * D + N + 2 * N * D + N));
   EXPECT_EQ(p.layout.bubble(), 0.0);
-  EXPECT_DOUBLE_EQ(m.workspace, stage_workspace_bytes(c, 1, 1, 0, 2, 64, false, 4));  // no comm buffers alone
+  // Alone: no comm or pipeline buffers; the data loader's samples, inputs and targets.
+  EXPECT_DOUBLE_EQ(m.workspace, stage_workspace_bytes(c, 1, 1, 0, 2, 64, false, 4) + 3 * 4 * 65 * 4);
 }
 
 TEST(Plan, BadInputs) {
