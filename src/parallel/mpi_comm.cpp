@@ -93,10 +93,10 @@ class MpiComm : public Comm {
     const size_t p = size_, step = std::max<size_t>(1, segment_bytes() / sizeof(float) / p);
     for (size_t o = 0; o < n_per_rank; o += step) {
       size_t len = std::min(step, n_per_rank - o);
-      std::vector<size_t> counts(p, len);
-      std::vector<const float*> src(p);
-      for (size_t q = 0; q < p; ++q) src[q] = in + q * n_per_rank + o;
-      exchange(src.data(), counts.data(), len);
+      counts_.assign(p, len);
+      src_.resize(p);
+      for (size_t q = 0; q < p; ++q) src_[q] = in + q * n_per_rank + o;
+      exchange<float>(src_.data(), counts_.data(), len);
       fold(out + o, len);
     }
   }
@@ -201,11 +201,11 @@ class MpiComm : public Comm {
 
   // Sends src[q] (counts[q] elements) to rank q, and receives `len` elements from every rank
   // into scratch, rank q's at q*len.
-  template <typename T> void exchange(const T* const* src, const size_t* counts, size_t len) {
+  template <typename T> void exchange(const void* const* src, const size_t* counts, size_t len) {
     scratch_.resize(len * size_ * sizeof(T));
     T* dst = reinterpret_cast<T*>(scratch_.data());
-    std::vector<MPI_Request> reqs;
-    reqs.reserve(2 * size_);
+    std::vector<MPI_Request>& reqs = reqs_;
+    reqs.clear();
     for (int q = 0; q < size_; ++q) {
       if (q == rank_ || len == 0) continue;
       reqs.emplace_back();
@@ -222,23 +222,29 @@ class MpiComm : public Comm {
   }
 
   // out = scratch[0] + scratch[1] + ... in rank order: the serial fold every rank agrees on.
+  // (`out` never aliases scratch: this rank's own contribution was copied in by exchange.)
   template <typename T> void fold(T* out, size_t len) {
     const T* in = reinterpret_cast<const T*>(scratch_.data());
-    std::vector<T> acc(in, in + len);
+    std::memcpy(out, in, len * sizeof(T));
     for (int q = 1; q < size_; ++q) {
       const T* x = in + q * len;
-      for (size_t i = 0; i < len; ++i) acc[i] += x[i];
+      for (size_t i = 0; i < len; ++i) out[i] += x[i];
     }
-    std::memcpy(out, acc.data(), len * sizeof(T));
   }
 
   template <typename T> void ordered_sum(T* data, size_t n) {
     Op op(this, "all_reduce_sum", n * sizeof(T), 2 * n * sizeof(T) * (size_ - 1) / size_);
     if (size_ == 1) return;
     const size_t p = size_, seg = std::max(p, segment_bytes() / sizeof(T));
-    std::vector<size_t> counts(p);
-    std::vector<const T*> src(p);
-    std::vector<int> icounts(p), displs(p);
+    // Per-call bookkeeping lives in members, so the step loop does not allocate.
+    std::vector<size_t>& counts = counts_;
+    std::vector<int>& icounts = icounts_;
+    std::vector<int>& displs = displs_;
+    counts.resize(p);
+    icounts.resize(p);
+    displs.resize(p);
+    src_.resize(p);
+    std::vector<const void*>& src = src_;
     for (size_t s0 = 0; s0 < n; s0 += seg) {
       size_t len = std::min(seg, n - s0), chunk = (len + p - 1) / p;
       T* base = data + s0;
@@ -250,7 +256,7 @@ class MpiComm : public Comm {
         displs[q] = int(b);
       }
       // Rank r owns elements [r*chunk, r*chunk + counts[r]); it receives counts[r] from everyone.
-      exchange(src.data(), counts.data(), counts[rank_]);
+      exchange<T>(src.data(), counts.data(), counts[rank_]);
       fold(base + displs[rank_], counts[rank_]);
       check(MPI_Allgatherv(MPI_IN_PLACE, 0, mpi_type<T>(), base, icounts.data(), displs.data(), mpi_type<T>(), inner_),
             "MPI_Allgatherv");
@@ -261,6 +267,10 @@ class MpiComm : public Comm {
   bool owned_;
   int rank_ = 0, size_ = 1;
   std::vector<char> scratch_;
+  std::vector<size_t> counts_;
+  std::vector<int> icounts_, displs_;
+  std::vector<const void*> src_;
+  std::vector<MPI_Request> reqs_;
 };
 
 }  // namespace
