@@ -1,11 +1,13 @@
 #include "model/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/gemm.h"
@@ -28,7 +30,7 @@ constexpr int64_t kHeadChunkFloats = int64_t(8) << 20;  // 32 MiB of logits per 
 LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
                        TensorParallelOps* tp)
     : layout_(layout), c_(layout.config()), ld_(local_dims(layout.config(), layout.shard())), opt_(opt),
-      tp_(tp ? tp : &default_tp_) {
+      tp_(tp ? tp : &default_tp_), weights_(weights), bf16_(opt.precision == Precision::bf16) {
   LT_CHECK(opt.micro_batch >= 1 && opt.seq_len >= 1 && opt.slots >= 1, "stage: bad micro-batch shape");
   LT_CHECK(opt.seq_len <= c_.max_seq_len, "train.seq_len = {} exceeds the model's max_position_embeddings = {}",
            opt.seq_len, c_.max_seq_len);
@@ -120,11 +122,50 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   rope_cos_ = take(wp, T_ * hd_ / 2);
   rope_sin_ = take(wp, T_ * hd_ / 2);
   cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, c_.rope_theta);
+  if (bf16_) {
+    // Largest GEMM operand that is not a weight: an [N, max(D, Q, F)] activation or gradient,
+    // or one LM-head chunk of logits gradients.
+    const int64_t cap = round16(std::max({N * std::max({D, Q, F}), head_rows_ * ld_.vocab, int64_t(16)}));
+    wh_ = Buffer(layout.total() * sizeof(bf16));
+    bf16_work_ = Buffer(size_t(3 * cap) * sizeof(bf16));
+    for (int i = 0; i < 3; ++i) cvt_[i] = bf16_work_.as<bf16>() + i * cap;
+    refresh_weights();
+  }
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  fail("train.precision: expected fp32 or bf16, got '{}'", name);
+}
+
+void LlamaStage::refresh_weights() {
+  if (bf16_) cpu::to_bf16(weights_, wh_.as<bf16>(), int64_t(layout_.total()));
+}
+
+LlamaStage::Mat LlamaStage::wmat(const float* w) const {
+  return {w, bf16_ ? wh_.as<bf16>() + (w - weights_) : nullptr};
+}
+
+LlamaStage::Mat LlamaStage::cvt(const float* x, int64_t n, int buf) {
+  if (!bf16_) return {x, nullptr};
+  cpu::to_bf16(x, cvt_[buf], n);
+  return {x, cvt_[buf]};
+}
+
+void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc) {
+  if (!bf16_) return matmul(A.f, B.f, C, M, N, K, ta, tb, acc);
+  if (!A.h) A = cvt(A.f, M * K, 0);
+  if (!B.h) B = cvt(B.f, K * N, 1);
+  cpu::matmul_bf16(A.h, B.h, C, M, N, K, ta, tb, acc);
 }
 
 void LlamaStage::logits(int slot, float* out) const {
   LT_CHECK(layout_.last_stage(), "logits: only the last pipeline stage has the LM head");
-  matmul(slots_[size_t(slot)].lnf, w_.lm_head, out, N_, ld_.vocab, D_, false, true, false);
+  const float* lnf = slots_[size_t(slot)].lnf;
+  if (!bf16_) return matmul(lnf, w_.lm_head, out, N_, ld_.vocab, D_, false, true, false);
+  auto* self = const_cast<LlamaStage*>(this);  // conversion scratch only
+  self->mm(self->cvt(lnf, int64_t(N_) * D_, 2), wmat(w_.lm_head), out, N_, ld_.vocab, D_, false, true, false);
 }
 
 const float* LlamaStage::output(int slot) const { return slots_[size_t(slot)].x_final; }
@@ -132,20 +173,22 @@ const float* LlamaStage::output(int slot) const { return slots_[size_t(slot)].x_
 void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out) {
   const int64_t N = N_, D = D_;
   cpu::rmsnorm_forward(a.x, w.attn_norm, a.ln1, a.rstd1, N, D_, c_.norm_eps);
-  matmul(a.ln1, w.wq, a.q, N, qdim_, D, false, true, false);
-  matmul(a.ln1, w.wk, a.k, N, kvdim_, D, false, true, false);
-  matmul(a.ln1, w.wv, a.v, N, kvdim_, D, false, true, false);
+  const Mat ln1 = cvt(a.ln1, N * D, 2);
+  mm(ln1, wmat(w.wq), a.q, N, qdim_, D, false, true, false);
+  mm(ln1, wmat(w.wk), a.k, N, kvdim_, D, false, true, false);
+  mm(ln1, wmat(w.wv), a.v, N, kvdim_, D, false, true, false);
   cpu::rope_forward(a.q, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_forward(a.k, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
   cpu::attention_forward(a.q, a.k, a.v, a.att, a.lse, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
-  matmul(a.att, w.wo, a.x_mid, N, D, qdim_, false, true, false);
+  mm({a.att, nullptr}, wmat(w.wo), a.x_mid, N, D, qdim_, false, true, false);
   tp_->reduce_partial(a.x_mid, N * D);
   add_inplace(a.x_mid, a.x, N * D);
   cpu::rmsnorm_forward(a.x_mid, w.ffn_norm, a.ln2, a.rstd2, N, D_, c_.norm_eps);
-  matmul(a.ln2, w.w_gate, a.gate, N, F_, D, false, true, false);
-  matmul(a.ln2, w.w_up, a.up, N, F_, D, false, true, false);
+  const Mat ln2 = cvt(a.ln2, N * D, 2);
+  mm(ln2, wmat(w.w_gate), a.gate, N, F_, D, false, true, false);
+  mm(ln2, wmat(w.w_up), a.up, N, F_, D, false, true, false);
   cpu::swiglu_forward(a.gate, a.up, a.h, N * F_);
-  matmul(a.h, w.w_down, x_out, N, D, F_, false, true, false);
+  mm({a.h, nullptr}, wmat(w.w_down), x_out, N, D, F_, false, true, false);
   tp_->reduce_partial(x_out, N * D);
   add_inplace(x_out, a.x_mid, N * D);
 }
@@ -154,28 +197,37 @@ void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float*
 void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
   const int64_t N = N_, D = D_, Q = qdim_, KV = kvdim_, F = F_;
   // x_out = x_mid + h·Wd^T
-  matmul(d_res_, w.w_down, d_h_, N, F, D, false, false, false);
-  matmul(d_res_, a.h, g.w_down, D, F, N, true, false, true);
+  Mat dres = cvt(d_res_, N * D, 2);
+  mm(dres, wmat(w.w_down), d_h_, N, F, D, false, false, false);
+  mm(dres, {a.h, nullptr}, g.w_down, D, F, N, true, false, true);
   cpu::swiglu_backward(d_h_, a.gate, a.up, d_gate_, d_up_, N * F);
-  matmul(d_gate_, w.w_gate, d_ln_, N, D, F, false, false, false);
-  matmul(d_up_, w.w_up, d_ln_, N, D, F, false, false, true);
-  matmul(d_gate_, a.ln2, g.w_gate, F, D, N, true, false, true);
-  matmul(d_up_, a.ln2, g.w_up, F, D, N, true, false, true);
+  const Mat ln2 = cvt(a.ln2, N * D, 2);
+  const Mat dg = cvt(d_gate_, N * F, 0);
+  mm(dg, wmat(w.w_gate), d_ln_, N, D, F, false, false, false);
+  mm(dg, ln2, g.w_gate, F, D, N, true, false, true);
+  const Mat du = cvt(d_up_, N * F, 0);
+  mm(du, wmat(w.w_up), d_ln_, N, D, F, false, false, true);
+  mm(du, ln2, g.w_up, F, D, N, true, false, true);
   tp_->reduce_input_grad(d_ln_, N * D);
   cpu::rmsnorm_backward(d_ln_, a.x_mid, w.ffn_norm, a.rstd2, d_res_, g.ffn_norm, N, D_, true);
   // x_mid = x + att·Wo^T
-  matmul(d_res_, w.wo, d_att_, N, Q, D, false, false, false);
-  matmul(d_res_, a.att, g.wo, D, Q, N, true, false, true);
+  dres = cvt(d_res_, N * D, 2);
+  mm(dres, wmat(w.wo), d_att_, N, Q, D, false, false, false);
+  mm(dres, {a.att, nullptr}, g.wo, D, Q, N, true, false, true);
   cpu::attention_backward(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_, d_v_,
                           {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
   cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
-  matmul(d_q_, w.wq, d_ln_, N, D, Q, false, false, false);
-  matmul(d_k_, w.wk, d_ln_, N, D, KV, false, false, true);
-  matmul(d_v_, w.wv, d_ln_, N, D, KV, false, false, true);
-  matmul(d_q_, a.ln1, g.wq, Q, D, N, true, false, true);
-  matmul(d_k_, a.ln1, g.wk, KV, D, N, true, false, true);
-  matmul(d_v_, a.ln1, g.wv, KV, D, N, true, false, true);
+  const Mat ln1 = cvt(a.ln1, N * D, 2);
+  const Mat dq = cvt(d_q_, N * Q, 0);
+  mm(dq, wmat(w.wq), d_ln_, N, D, Q, false, false, false);
+  mm(dq, ln1, g.wq, Q, D, N, true, false, true);
+  const Mat dk = cvt(d_k_, N * KV, 0);
+  mm(dk, wmat(w.wk), d_ln_, N, D, KV, false, false, true);
+  mm(dk, ln1, g.wk, KV, D, N, true, false, true);
+  const Mat dv = cvt(d_v_, N * KV, 0);
+  mm(dv, wmat(w.wv), d_ln_, N, D, KV, false, false, true);
+  mm(dv, ln1, g.wv, KV, D, N, true, false, true);
   tp_->reduce_input_grad(d_ln_, N * D);
   cpu::rmsnorm_backward(d_ln_, a.x, w.attn_norm, a.rstd1, d_res_, g.attn_norm, N, D_, true);
 }
@@ -185,10 +237,12 @@ double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, 
   const int V = ld_.vocab, vb = ld_.vocab_begin;
   cpu::rmsnorm_forward(s.x_final, w_.final_norm, s.lnf, s.rstdf, N, D_, c_.norm_eps);
   double loss = 0.0;
+  const Mat head = wmat(w_.lm_head);
   for (int64_t r0 = 0; r0 < N; r0 += head_rows_) {
     const int64_t R = std::min(head_rows_, N - r0);
     const int32_t* tg = targets + r0;
-    matmul(s.lnf + r0 * D, w_.lm_head, logits_, R, V, D, false, true, false);
+    const Mat lnf = cvt(s.lnf + r0 * D, R * D, 2);
+    mm(lnf, head, logits_, R, V, D, false, true, false);
     cpu::ce_row_max(logits_, R, V, ce_mx_);
     tp_->vocab_max(ce_mx_, R);
     float* sumexp = ce_st_;
@@ -202,8 +256,9 @@ double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, 
       continue;
     }
     loss += cpu::ce_loss_and_grad(logits_, R, V, vb, tg, ce_lse_, tlogit, loss_scale);
-    matmul(logits_, w_.lm_head, d_ln_ + r0 * D, R, D, V, false, false, false);
-    matmul(logits_, s.lnf + r0 * D, g_.lm_head, V, D, R, true, false, true);
+    const Mat dlogits = cvt(logits_, R * V, 0);
+    mm(dlogits, head, d_ln_ + r0 * D, R, D, V, false, false, false);
+    mm(dlogits, lnf, g_.lm_head, V, D, R, true, false, true);
   }
   if (need_grad) {
     tp_->reduce_input_grad(d_ln_, N * D);

@@ -14,10 +14,19 @@
 // Tensor parallelism stays outside the maths: the model calls TensorParallelOps at the named
 // points (Megatron's f and g); the default does nothing (one rank).
 // Gradient convention: parameter gradients accumulate (+=) across micro-batches.
+//
+// Precision bf16 (mixed precision as GPU training does it): every GEMM takes bf16 inputs and
+// accumulates in fp32 (oneDNN, AVX512_BF16); the stage keeps a bf16 copy of the fp32 master
+// weights, refreshed by refresh_weights() after each optimizer step; GEMM activation inputs
+// (normed x, attention output, SwiGLU output, and the gradients fed to GEMMs) are rounded to
+// bf16 just before the GEMM. Norms, RoPE, softmax/attention, the residual stream, the loss and
+// every parameter gradient stay fp32.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/buffer.h"
 #include "model/layout.h"
 
@@ -35,17 +44,27 @@ class TensorParallelOps {
   virtual void vocab_sum(float* x, int64_t n) {}
 };
 
+enum class Precision { fp32, bf16 };
+// "fp32" or "bf16"; throws naming train.precision otherwise.
+Precision parse_precision(const std::string& name);
+
 struct StageOptions {
   int micro_batch = 1;
   int seq_len = 1;
   bool recompute = false;  // keep only each layer's input; recompute the rest in backward
   int slots = 1;           // micro-batches whose activations are kept at once (pipeline)
+  Precision precision = Precision::fp32;
 };
 
 class LlamaStage {
  public:
   LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
              TensorParallelOps* tp = nullptr);
+
+  // bf16: copy the fp32 weights into the stage's bf16 copy. Call once after construction /
+  // loading and after every change of the weights (each optimizer step), before forward.
+  // fp32: does nothing.
+  void refresh_weights();
 
   // Forward of one micro-batch into activation slot `slot`.
   // First stage reads `tokens` [B·T]; other stages read `x_in` [B·T, D].
@@ -66,7 +85,7 @@ class LlamaStage {
 
   int tokens_per_micro_batch() const { return N_; }
   const ParamLayout& layout() const { return layout_; }
-  size_t activation_bytes() const { return acts_.size() + work_.size(); }
+  size_t activation_bytes() const { return acts_.size() + work_.size() + bf16_work_.size(); }
 
  private:
   struct LayerActs {
@@ -77,6 +96,14 @@ class LlamaStage {
     std::vector<LayerActs> layers;
     float *x_final, *lnf, *rstdf;
   };
+  // A GEMM operand: fp32 data and, in bf16 mode, its bf16 copy (nullptr: converted on use).
+  struct Mat {
+    const float* f;
+    const bf16* h;
+  };
+  Mat wmat(const float* w) const;                           // a weight (bf16 copy if any)
+  Mat cvt(const float* x, int64_t n, int buf);               // bf16 mode: convert into buffer `buf`
+  void mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc);
   void layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out);
   void layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a);
   double head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad);
@@ -91,6 +118,10 @@ class LlamaStage {
   int B_, T_, N_, D_, hd_, qdim_, kvdim_, F_;
   int64_t head_rows_;  // rows per LM-head chunk
   Buffer acts_, work_;
+  float* weights_;
+  bool bf16_ = false;
+  Buffer wh_, bf16_work_;  // bf16 weight copy; conversion buffers: 0 = A, 1 = B, 2 = shared
+  bf16* cvt_[3] = {};
   std::vector<Slot> slots_;
   LayerActs recompute_{};  // shared workspace when recomputing
   float* recompute_out_ = nullptr;

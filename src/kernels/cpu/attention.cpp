@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <immintrin.h>
 #include <limits>
 #include <vector>
+
+#include "kernels/cpu/vec_math.h"
 
 namespace lt::cpu {
 
@@ -26,6 +27,9 @@ inline void axpy(float a, const float* x, float* y, int n) {
 }
 }  // namespace
 
+// One task per (batch, head, block of kBq queries). Per key block the keys are held
+// transposed ([hd][kBk]) so each score row s_j = q_i·k_j vectorises over j; the row's running
+// max, sum and output accumulator are rescaled when the max grows (online softmax).
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
   const int B = s.B, T = s.T, H = s.H, KV = s.KV, hd = s.hd;
   const int group = H / KV;
@@ -38,79 +42,59 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
       for (int qb = 0; qb < qblocks; ++qb) {
         const int kvh = h / group;
         const int i0 = qb * kBq, i1 = std::min(T, i0 + kBq);
-        float acc[kBq][kMaxHd];
-        float m[kBq], l[kBq], sc[kBk];
+        alignas(64) float acc[kBq][kMaxHd];
+        alignas(64) float kt[kMaxHd][kBk];
+        alignas(64) float sc[kBk];
+        float m[kBq], l[kBq];
         for (int i = 0; i < i1 - i0; ++i) {
           m[i] = -std::numeric_limits<float>::infinity();
           l[i] = 0.0f;
           std::memset(acc[i], 0, sizeof(float) * size_t(hd));
         }
         for (int j0 = 0; j0 < i1; j0 += kBk) {
-          const int j1 = std::min(i1, j0 + kBk);
-          for (int i = i0; i < i1; ++i) {
-            const int jend = std::min(j1, i + 1);  // causal: keys up to the query's own position
-            if (jend <= j0) continue;
+          const int nj = std::min(kBk, i1 - j0);
+          for (int j = 0; j < kBk; ++j) {
+            const float* kj = k + (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd;
+            for (int d = 0; d < hd; ++d) kt[d][j] = j < nj ? kj[d] : 0.0f;
+          }
+          for (int i = std::max(i0, j0); i < i1; ++i) {
+            const int jn = std::min(nj, i - j0 + 1);  // causal: keys j0 .. i
             const float* qi = q + (int64_t(b) * T + i) * qs + int64_t(h) * hd;
-            float mx = m[i - i0];
-            for (int j = j0; j < jend; ++j) {
-              sc[j - j0] = dot(qi, k + (int64_t(b) * T + j) * ks + int64_t(kvh) * hd, hd) * scale;
-              mx = std::max(mx, sc[j - j0]);
+#pragma omp simd aligned(sc : 64)
+            for (int j = 0; j < kBk; ++j) sc[j] = 0.0f;
+            for (int d = 0; d < hd; ++d) {
+              const float qd = qi[d] * scale;
+#pragma omp simd aligned(sc : 64)
+              for (int j = 0; j < kBk; ++j) sc[j] += qd * kt[d][j];
             }
+            float mx = m[i - i0];
+            for (int j = 0; j < jn; ++j) mx = std::max(mx, sc[j]);
             const float corr = std::exp(m[i - i0] - mx);
+            exp_shift_scale(sc, jn, mx, 1.0f);
             float* a = acc[i - i0];
             float sum = 0.0f;
             if (corr != 1.0f)
+#pragma omp simd
               for (int d = 0; d < hd; ++d) a[d] *= corr;
-            for (int j = j0; j < jend; ++j) {
-              float p = std::exp(sc[j - j0] - mx);
+            for (int j = 0; j < jn; ++j) {
+              const float p = sc[j];
               sum += p;
-              axpy(p, v + (int64_t(b) * T + j) * ks + int64_t(kvh) * hd, a, hd);
+              const float* vj = v + (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd;
+#pragma omp simd
+              for (int d = 0; d < hd; ++d) a[d] += p * vj[d];
             }
             l[i - i0] = l[i - i0] * corr + sum;
             m[i - i0] = mx;
           }
         }
         for (int i = i0; i < i1; ++i) {
-          float inv = 1.0f / l[i - i0];
+          const float inv = 1.0f / l[i - i0];
           float* o = out + (int64_t(b) * T + i) * qs + int64_t(h) * hd;
           for (int d = 0; d < hd; ++d) o[d] = acc[i - i0][d] * inv;
           lse[(int64_t(b) * H + h) * T + i] = m[i - i0] + std::log(l[i - i0]);
         }
       }
 }
-
-namespace {
-// exp over a block of floats. AVX-512: n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2),
-// a degree-6 Taylor/Horner polynomial for e^r on |r| ≤ ln2/2 (≤ 2 ulp), scaled by 2^n with
-// vscalefps (which also flushes very negative x to 0, as exp(−inf) = 0 needs).
-void exp_inplace(float* x, int n) {
-  int i = 0;
-#if defined(__AVX512F__)
-  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f), ln2hi = _mm512_set1_ps(0.693359375f),
-               ln2lo = _mm512_set1_ps(-2.12194440e-4f), lo = _mm512_set1_ps(-88.0f), hi = _mm512_set1_ps(88.0f);
-  const __m512 c6 = _mm512_set1_ps(1.0f / 720), c5 = _mm512_set1_ps(1.0f / 120), c4 = _mm512_set1_ps(1.0f / 24),
-               c3 = _mm512_set1_ps(1.0f / 6), c2 = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-  for (; i + 16 <= n; i += 16) {
-    __m512 v = _mm512_loadu_ps(x + i);
-    __m512 cl = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(cl, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, ln2hi, cl);
-    r = _mm512_fnmadd_ps(k, ln2lo, r);
-    __m512 p = _mm512_fmadd_ps(c6, r, c5);
-    p = _mm512_fmadd_ps(p, r, c4);
-    p = _mm512_fmadd_ps(p, r, c3);
-    p = _mm512_fmadd_ps(p, r, c2);
-    p = _mm512_fmadd_ps(p, r, one);
-    p = _mm512_fmadd_ps(p, r, one);
-    __m512 e = _mm512_scalef_ps(p, k);
-    // Below the clamp the true value is < 6e-39: return 0 (covers −inf from masked scores).
-    e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, lo, _CMP_GE_OQ), e);
-    _mm512_storeu_ps(x + i, e);
-  }
-#endif
-  for (; i < n; ++i) x[i] = std::exp(x[i]);
-}
-}  // namespace
 
 // Flash-attention backward, key-block outer loop: one task per (batch, KV head) owns dk/dv
 // of that head and dq of its query heads, so no two threads write one element and every sum

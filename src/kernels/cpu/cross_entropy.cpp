@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/vec_math.h"
+
 namespace lt::cpu {
 
 void ce_row_max(const float* logits, int64_t R, int V, float* mx) {
@@ -21,10 +23,7 @@ void ce_row_sumexp(const float* logits, int64_t R, int V, int vocab_begin, const
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < R; ++r) {
     const float* l = logits + r * V;
-    float m = mx[r], s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int j = 0; j < V; ++j) s += std::exp(l[j] - m);
-    sumexp[r] = s;
+    sumexp[r] = sum_exp(l, V, mx[r]);
     int64_t t = int64_t(targets[r]) - vocab_begin;
     tlogit[r] = (targets[r] >= 0 && t >= 0 && t < V) ? l[t] : 0.0f;
   }
@@ -42,9 +41,7 @@ double ce_loss_and_grad(float* logits, int64_t R, int V, int vocab_begin, const 
       for (int j = 0; j < V; ++j) l[j] = 0.0f;
       continue;
     }
-    float z = lse[r];
-#pragma omp simd
-    for (int j = 0; j < V; ++j) l[j] = std::exp(l[j] - z) * scale;
+    exp_shift_scale(l, V, lse[r], scale);
     int64_t t = int64_t(targets[r]) - vocab_begin;
     if (t >= 0 && t < V) l[t] -= scale;
   }
