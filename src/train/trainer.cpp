@@ -21,6 +21,7 @@
 #include "ckpt/tensor_source.h"
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "data/dataset.h"
@@ -94,6 +95,8 @@ class Trainer {
   LrSchedule sched_;
   int64_t step_ = 0, tokens_seen_ = 0, checkpoints_written_ = 0, nan_skipped_ = 0, rollbacks_ = 0;
   std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set
+  double pipe_wait_s_ = 0, timed_step_s_ = 0;  // over counted steps, for <run.dir>/ranks/
+  void write_rank_stats(int64_t steps) const;
 };
 
 Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
@@ -296,6 +299,7 @@ double Trainer::train_step(double lr, double& grad_norm, bool& skipped) {
 
   std::memset(grads_.data(), 0, grads_.size());
   double loss_sum = pipe_->train(inputs_.as<int32_t>(), targets_.as<int32_t>(), float(1.0 / double(counted)));
+  pipe_wait_s_ += pipe_->wait_seconds();
   reduce_gradients();
 
   // Loss: summed on the last stage's tp rank 0 of every replica, gathered everywhere.
@@ -389,6 +393,29 @@ double Trainer::evaluate() {
   return vals[0] / vals[1];
 }
 
+// <run.dir>/ranks/rank_<r>.json: what this rank spent and sent over the timed steps (all but
+// the first), for the parallel benchmark (bench/parallel_bench.sh).
+void Trainer::write_rank_stats(int64_t steps) const {
+  if (steps <= 0) return;
+  const auto& rc = groups_->coords();
+  auto comm = [&](Comm& c) {
+    const CommStats& s = c.stats();
+    return json{{"size", c.size()}, {"calls_per_step", double(s.calls) / double(steps)},
+                {"payload_bytes_per_step", double(s.payload_bytes) / double(steps)},
+                {"sent_bytes_per_step", double(s.sent_bytes) / double(steps)},
+                {"seconds_per_step", s.seconds / double(steps)}};
+  };
+  json j = {{"rank", rt_.world().rank()}, {"tp_rank", rc.tp_rank}, {"pp_rank", rc.pp_rank}, {"dp_rank", rc.dp_rank},
+            {"steps", steps}, {"step_s", timed_step_s_ / double(steps)},
+            {"pipeline_wait_s_per_step", pipe_wait_s_ / double(steps)}, {"micro_batches", micro_batches_},
+            {"comm", {{"tp", comm(groups_->tp())}, {"pp", comm(groups_->pp())}, {"dp", comm(groups_->dp())},
+                      {"world", comm(rt_.world())}}}};
+  std::string dir = cfg_.run_dir + "/ranks";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  write_file_atomic(dir + "/rank_" + std::to_string(rt_.world().rank()) + ".json", j.dump(2) + "\n");
+}
+
 int Trainer::run(const TrainOptions& opts) {
   Comm& world = rt_.world();
   if (is_log_rank()) ensure_writable_dir(cfg_.run_dir, "run.dir");
@@ -446,6 +473,12 @@ int Trainer::run(const TrainOptions& opts) {
     last_loss = loss;
     double dt = t.seconds();
     stats.add(dt, step_ - first_step > 1);
+    if (step_ - first_step == 1) {  // the first step (primitive creation) is left out of the rank stats
+      pipe_wait_s_ = 0;
+      for (Comm* c : {&groups_->tp(), &groups_->pp(), &groups_->dp(), &world}) c->reset_stats();
+    } else {
+      timed_step_s_ += dt;
+    }
     if (metrics) {
       StepRecord r;
       r.step = step_;
@@ -479,6 +512,7 @@ int Trainer::run(const TrainOptions& opts) {
       break;
     }
   }
+  write_rank_stats(step_ - first_step - 1);
   if (is_log_rank()) {
     json s = {{"steps_run", step_ - first_step}, {"step", step_}, {"first_loss", first_loss}, {"final_loss", last_loss},
               {"tokens_per_s", stats.mean() > 0 ? double(tokens_per_step) / stats.mean() : 0.0},
