@@ -34,7 +34,7 @@ void register_launch(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   cmd->add_option("--config", o->l.config, "YAML run config (as for `llamatrain train`)");
   cmd->add_option("overrides", o->l.overrides, "dotted key=value settings for the trainer, e.g. train.steps=100");
-  cmd->add_option("--procs-per-node", o->l.procs_per_node, "ranks per host")->required();
+  cmd->add_option("--procs-per-node", o->l.procs_per_node, "ranks per host (required)");
   cmd->add_option("--nodes", o->l.nodes, "hosts to use (default: every hostfile host, or 1); further hostfile hosts "
                                          "are spares that replace hosts failing the health check");
   cmd->add_option("--hostfile", o->l.hostfile, "OpenMPI hostfile: 'hostname [slots=N]' per line");

@@ -60,6 +60,10 @@ int64_t newest_checkpoint_step(const std::string& dir) {
   return -1;
 }
 
+std::string checkpoint_text(int64_t step) {
+  return step >= 0 ? fmt::format("newest checkpoint step {}", step) : "no checkpoint written yet";
+}
+
 enum class Outcome { completed, failed, hung, stopped, stop_failed };
 const char* outcome_name(Outcome o) {
   switch (o) {
@@ -93,7 +97,7 @@ class Supervisor {
   HealthResult health_check();
   json run_attempt(int attempt, Outcome& outcome);
   void begin_stop(StopReason why, int64_t step);
-  void end_job(pid_t pid, double grace);
+  int end_job(pid_t pid, double grace);
   bool wait_or_interrupted(double seconds);  // false when a stop reason arrived
   StopReason stop_due() const;
   std::vector<std::string> train_argv(int attempt) const;
@@ -212,13 +216,17 @@ void Supervisor::begin_stop(StopReason why, int64_t step) {
 
 // Failed or hung job: SIGTERM to mpirun (it takes its ranks down), then after `grace`
 // seconds SIGKILL to everything left below the launcher.
-void Supervisor::end_job(pid_t pid, double grace) {
+// Returns mpirun's exit status (128 + 9 when it had to be killed).
+int Supervisor::end_job(pid_t pid, double grace) {
   kill(pid, SIGTERM);
   auto t = Clock::now();
-  int status;
-  while (since(t) < grace && !reap(pid, status)) nap(0.1);
+  int status = 128 + SIGKILL;
+  bool ended = false;
+  while (since(t) < grace && !(ended = reap(pid, status))) nap(0.1);
+  if (!ended) kill(pid, SIGKILL);
   kill_all_descendants();
-  reap(pid, status);
+  if (!ended) reap(pid, status);
+  return ended ? status : 128 + SIGKILL;
 }
 
 json Supervisor::run_attempt(int attempt, Outcome& outcome) {
@@ -275,8 +283,7 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
         outcome = Outcome::hung;
       }
       if (outcome == Outcome::hung) {
-        end_job(pid, o_.kill_grace_s);
-        status = 128 + SIGKILL;
+        status = end_job(pid, o_.kill_grace_s);
         break;
       }
     } else if (since(stop_began) > o_.stop_grace_s) {
@@ -340,9 +347,9 @@ int Supervisor::run() {
   auto stopped = [&](const char* where) {
     StopReason why = stop_due();
     int64_t ck = newest_checkpoint_step(cfg_.checkpoint_dir);
-    std::string msg = fmt::format("{} {}; newest checkpoint step {}",
+    std::string msg = fmt::format("{} {}; {}",
                                   why == StopReason::time_limit ? "wall-clock limit reached" : "stopped by a signal",
-                                  where, ck);
+                                  where, checkpoint_text(ck));
     return why == StopReason::time_limit ? finish(kLaunchTimeLimit, "time_limit", msg)
                                          : finish(kLaunchStopped, "stopped", msg);
   };
@@ -379,7 +386,7 @@ int Supervisor::run() {
       if (outcome == Outcome::completed)
         return finish(kLaunchDone, "completed",
                       fmt::format("training complete: step {} after {} attempt(s)", cfg_.steps, attempt));
-      if (outcome == Outcome::stopped) return stopped("; the ranks saved a checkpoint and stopped");
+      if (outcome == Outcome::stopped) return stopped("(the ranks saved a checkpoint and stopped)");
       if (outcome == Outcome::stop_failed)
         return finish(kLaunchFailed, "failed",
                       "asked to stop, but the ranks did not save a checkpoint and exit cleanly (see the log above)");
@@ -388,9 +395,8 @@ int Supervisor::run() {
   retry:
     if (retries_ >= o_.max_retries)
       return finish(kLaunchFailed, "failed",
-                    fmt::format("giving up: the job failed {} time(s) and --max-retries {} is exhausted; newest "
-                                "checkpoint step {}",
-                                attempt, o_.max_retries, newest_checkpoint_step(cfg_.checkpoint_dir)));
+                    fmt::format("giving up: the job failed {} time(s) and --max-retries {} is exhausted; {}", attempt,
+                                o_.max_retries, checkpoint_text(newest_checkpoint_step(cfg_.checkpoint_dir))));
     ++retries_;
     double wait = std::min(o_.backoff_max_s, o_.backoff_s * std::pow(2.0, retries_ - 1));
     log_.event("retry", fmt::format("retry {} of {} in {:.0f} s", retries_, o_.max_retries, wait),
@@ -403,7 +409,7 @@ int Supervisor::run() {
 
 int run_launch(const LaunchOptions& o) {
   RunConfig cfg = load_run_config(o.config, o.overrides);
-  LT_CHECK(o.procs_per_node > 0, "--procs-per-node: required, a positive number of ranks per host");
+  LT_CHECK(o.procs_per_node > 0, "--procs-per-node is required: the number of ranks per host (a positive integer)");
   LT_CHECK(o.nodes >= 0, "--nodes: must be positive");
   LT_CHECK(o.max_retries >= 0, "--max-retries: must be >= 0");
   LT_CHECK(o.hang_timeout_s > 0 && o.startup_timeout_s > 0, "--hang-timeout / --startup-timeout: must be positive");

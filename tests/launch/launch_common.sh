@@ -1,0 +1,56 @@
+# Sourced by tests/launch/*_test.sh: a tiny stories260k job (tp2 x pp2 = 4 ranks) under
+# `llamatrain launch` on a 2-core machine. Usage in a test: source it with "$1" "$2".
+set -u
+LT="$1"
+SRC="$2"
+command -v mpirun >/dev/null || { echo "mpirun not found (apt-get install openmpi-bin)"; exit 1; }
+command -v perl >/dev/null || { echo "perl not found"; exit 1; }
+# Root in containers; 4 ranks on 2 cores: ranks that wait must give up the core.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+unset LT_FAULT_KILL_AT_STEP LT_FAULT_STOP_AT_STEP LT_FAULT_KILL_IN_SAVE LT_FAULT_RANK LT_HEALTHCHECK_FAULT LT_COMM_TIMEOUT
+MPI_ARGS="--oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp"
+HC_ARGS="--memory-mb 16 --gemm-size 128 --comm-mb 1"
+
+WORK="$(pwd)/test_scratch/$(basename "$0" .sh)"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+# 100k random token ids < 512 (stories260k's vocabulary) as raw little-endian uint16, seeded.
+perl -e 'binmode STDOUT; srand(7); print pack("v*", map { int(rand(512)) } 1..100000)' > "$WORK/tokens.bin"
+
+# job <run-dir> <steps> [more key=value]: the trainer settings of the test job.
+job() {
+  local dir="$1" steps="$2"
+  shift 2
+  echo model=stories260k data.path="$WORK/tokens.bin" run.dir="$dir" train.steps="$steps" \
+       train.global_batch_size=4 train.seq_len=32 parallel.tp=2 parallel.pp=2 train.log_every=100 "$@"
+}
+# launch <args...>: llamatrain launch with the test's mpirun settings.
+launch() {
+  "$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --healthcheck-args "$HC_ARGS" "$@"
+}
+
+fail=0
+check() {  # check <description> <command...>
+  local what="$1"
+  shift
+  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fail=1; fi
+}
+# same_weights <ckpt-step-dir-a> <ckpt-step-dir-b>: every model and optimizer shard byte-identical.
+same_weights() {
+  local a="$1" b="$2" n=0 f
+  for f in "$a"/model/*.safetensors "$a"/optim/*.safetensors; do
+    [ -f "$f" ] || return 1
+    cmp -s "$f" "$b/${f#$a/}" || { echo "  differs: ${f#$a/}"; return 1; }
+    n=$((n + 1))
+  done
+  [ $n -gt 0 ]
+}
+# No rank or mpirun of this test may outlive its launch.
+no_leftovers() {
+  sleep 1
+  ! pgrep -f "run.dir=$WORK/" >/dev/null
+}
+json_field() {  # json_field <file> <key>: a top-level number or string of the --json summary
+  sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1
+}

@@ -1,0 +1,124 @@
+// The launcher's pure parts: durations, hostfiles, leaving out bad hosts. Expected values are
+// worked out by hand from the rules in launch/job_plan.h (ranks fill hosts in order).
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "launch/duration.h"
+#include "launch/hostfile.h"
+#include "launch/job_plan.h"
+#include "test_util.h"
+
+namespace lt {
+namespace {
+
+TEST(LaunchDuration, Units) {
+  EXPECT_DOUBLE_EQ(parse_duration("2d", "x"), 2 * 86400);
+  EXPECT_DOUBLE_EQ(parse_duration("36h", "x"), 36 * 3600);
+  EXPECT_DOUBLE_EQ(parse_duration("90m", "x"), 5400);
+  EXPECT_DOUBLE_EQ(parse_duration("3600s", "x"), 3600);
+  EXPECT_DOUBLE_EQ(parse_duration("3600", "x"), 3600);
+  EXPECT_DOUBLE_EQ(parse_duration("1h30m", "x"), 5400);
+  EXPECT_DOUBLE_EQ(parse_duration("1.5h", "x"), 5400);
+}
+
+TEST(LaunchDuration, BadInputNamesTheOption) {
+  for (const char* bad : {"", "2x", "-5s", "abc", "0", "0s", "h", "1h30", "2 d", "1e5s"}) {
+    try {
+      parse_duration(bad, "--max-run");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--max-run"), std::string::npos) << e.what();
+    }
+  }
+}
+
+std::string write_text(const std::string& name, const std::string& text) {
+  auto dir = test::scratch_dir("launch_" + name);
+  std::string path = (dir / "hosts").string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(LaunchHostfile, Parses) {
+  auto path = write_text("hf_ok", "# cluster\nnode1 slots=32\n\nnode2   slots=32 max_slots=64  # spare\nnode3\n");
+  auto h = parse_hostfile(path);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0].name, "node1");
+  EXPECT_EQ(h[0].slots, 32);
+  EXPECT_EQ(h[1].line, 4);
+  EXPECT_EQ(h[2].slots, 0);
+}
+
+TEST(LaunchHostfile, Errors) {
+  EXPECT_THROW(parse_hostfile(write_text("hf_dup", "a slots=1\na slots=1\n")), Error);
+  EXPECT_THROW(parse_hostfile(write_text("hf_empty", "# nothing\n")), Error);
+  EXPECT_THROW(parse_hostfile(write_text("hf_field", "a cores=4\n")), Error);
+  EXPECT_THROW(parse_hostfile(write_text("hf_slots", "a slots=x\n")), Error);
+  auto path = write_text("hf_unknown", "localhost slots=4\nno-such-host.invalid slots=4\n");
+  try {
+    check_hosts(parse_hostfile(path), path, 4, false);
+    ADD_FAILURE() << "unknown host accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2: unknown host 'no-such-host.invalid'"), std::string::npos) << e.what();
+  }
+  auto few = write_text("hf_few", "localhost slots=2\n");
+  EXPECT_THROW(check_hosts(parse_hostfile(few), few, 4, false), Error);
+  EXPECT_NO_THROW(check_hosts(parse_hostfile(few), few, 2, true));  // local: no ssh probe
+  EXPECT_TRUE(is_local_host("localhost"));
+}
+
+RunConfig tiny_config(int gbs) {
+  return load_run_config("", {"model=stories260k", "data.path=x", "train.steps=1", "train.seq_len=32",
+                              "parallel.tp=2", "parallel.pp=2", "train.global_batch_size=" + std::to_string(gbs)});
+}
+
+Placement four_nodes(int spares) {
+  Placement p;
+  p.nodes = 4;
+  p.procs_per_node = 4;
+  p.hosts = {"n0", "n1", "n2", "n3"};
+  for (int i = 0; i < spares; ++i) p.spares.push_back("s" + std::to_string(i));
+  return p;
+}
+
+TEST(LaunchExclude, RanksToHosts) {
+  Placement p = four_nodes(0);
+  EXPECT_EQ(hosts_of_ranks(p, {0, 3, 5, 15}), (std::vector<std::string>{"n0", "n1", "n3"}));
+}
+
+TEST(LaunchExclude, SpareReplacesBadHost) {
+  Placement q = exclude_hosts(four_nodes(1), {"n2"}, tiny_config(16));
+  EXPECT_EQ(q.hosts, (std::vector<std::string>{"n0", "n1", "n3", "s0"}));
+  EXPECT_EQ(q.world(), 16);
+  EXPECT_TRUE(q.spares.empty());
+}
+
+TEST(LaunchExclude, FewerReplicasSameGlobalBatch) {
+  // 16 ranks, tp2 pp2 -> dp 4; without n1: 12 ranks -> dp 3; gbs 12 = 3 replicas x 4.
+  Placement q = exclude_hosts(four_nodes(0), {"n1"}, tiny_config(12));
+  EXPECT_EQ(q.hosts, (std::vector<std::string>{"n0", "n2", "n3"}));
+  EXPECT_EQ(check_layout(q, tiny_config(12)).dp, 3);
+  EXPECT_EQ(check_layout(q, tiny_config(12)).micro_batches, 4);
+  // Two hosts gone: dp 2, gbs 12 -> 6 micro-batches each.
+  Placement r = exclude_hosts(four_nodes(0), {"n1", "n3"}, tiny_config(12));
+  EXPECT_EQ(check_layout(r, tiny_config(12)).micro_batches, 6);
+}
+
+TEST(LaunchExclude, SaysWhyWhenTheLayoutNoLongerFits) {
+  // gbs 16 over dp 3 does not divide.
+  try {
+    exclude_hosts(four_nodes(0), {"n1"}, tiny_config(16));
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot continue without host(s) n1"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(exclude_hosts(four_nodes(0), {"n0", "n1", "n2", "n3"}, tiny_config(16)), Error);
+  Placement alone;  // no hostfile: nothing to exclude
+  alone.procs_per_node = 4;
+  EXPECT_THROW(exclude_hosts(alone, {"me"}, tiny_config(4)), Error);
+}
+
+}  // namespace
+}  // namespace lt
