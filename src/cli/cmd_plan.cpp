@@ -24,14 +24,20 @@ std::string human_seconds(double s) {
 nlohmann::json to_json(const TrainPlan& p) {
   const JobLayout& L = p.layout;
   nlohmann::json stages = nlohmann::json::array();
-  for (const StageMemory& m : p.stages)
-    stages.push_back({{"stage", m.stage}, {"layers", m.layers}, {"params", m.params}, {"in_flight", m.in_flight},
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const StageMemory& m = p.stages[i];
+    const StageComm& cm = p.comm[i];
+    nlohmann::json comm = {{"tp_payload_bytes", cm.tp_payload}, {"tp_sent_bytes", cm.tp_sent},
+                           {"pp_payload_bytes", cm.pp_payload}, {"pp_sent_bytes", cm.pp_sent},
+                           {"dp_payload_bytes", cm.dp_payload}, {"dp_sent_bytes", cm.dp_sent}};
+    stages.push_back({{"comm_per_step", comm},{"stage", m.stage}, {"layers", m.layers}, {"params", m.params}, {"in_flight", m.in_flight},
                       {"weights_bytes", m.weights}, {"gradients_bytes", m.gradients}, {"optimizer_bytes", m.optimizer},
                       {"activations_bytes", m.activations}, {"activations_full_bytes", m.activations_full},
                       {"activations_recompute_bytes", m.activations_recompute},
                       {"activations_per_micro_batch_full_bytes", m.activations_full / m.in_flight},
                       {"activations_per_micro_batch_recompute_bytes", m.activations_recompute / m.in_flight},
                       {"workspace_bytes", m.workspace}, {"runtime_bytes", m.runtime}, {"total_bytes", m.total()}});
+  }
   const PlanOptions& o = p.options;
   return {{"model", p.model},
           {"nodes", o.shape.nodes},
@@ -88,6 +94,17 @@ void print_human(const TrainPlan& p) {
                 gib(m.total()), m.stage == p.peak_stage ? "  <- peak" : "");
   std::printf("    total uses %s activations (--recompute %s)\n", o.recompute ? "recomputed" : "full",
               o.recompute ? "full" : "none");
+  std::printf("  comm/step  per rank, sent (payload), GiB:");
+  for (size_t i = 0; i < p.comm.size(); ++i) {
+    const StageComm& cm = p.comm[i];
+    std::printf("%s stage %zu: tp %.2f (%.2f), pp %.2f (%.2f), dp %.2f (%.2f)", i ? ";" : "", i, gib(cm.tp_sent),
+                gib(cm.tp_payload), gib(cm.pp_sent), gib(cm.pp_payload), gib(cm.dp_sent), gib(cm.dp_payload));
+    if (p.comm.size() > 2 && i == 0) {  // first, and last, stand for all
+      i = p.comm.size() - 2;
+      std::printf("; ...");
+    }
+  }
+  std::printf("\n");
   std::printf("  compute    %.3g model FLOPs/step (%.3g with recomputation), peak %.3g TFLOP/s per rank\n",
               p.model_flops_per_step, p.hardware_flops_per_step, p.peak_flops_per_rank / 1e12);
   std::printf("  time       %s per step at %.0f%% efficiency (MFU %.1f%%); %lld steps: %s\n",

@@ -74,6 +74,37 @@ double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, in
                 2 * round16(int64_t(seq_len) * hd / 2)) * bytes_per_value;
 }
 
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute) {
+  ShardSpec spec;
+  spec.tp = L.tp;
+  spec.pp = L.pp;
+  spec.pp_rank = stage;
+  ParamLayout layout(c, spec);
+  const int nl = layout.layers().end - layout.layers().begin;
+  const bool first = stage == 0, last = stage == L.pp - 1;
+  const double ND = double(L.micro_batch) * L.seq_len * c.dim * 4.0, Nb = double(L.micro_batch) * L.seq_len * 4.0;
+  const double m = L.micro_batches;
+  StageComm r;
+  if (L.tp > 1) {
+    double per_mb = nl * (recompute ? 6.0 : 4.0) * ND + (first ? ND : 0.0) + (last ? ND + 3.0 * Nb : 0.0);
+    r.tp_payload = m * per_mb;
+    r.tp_sent = r.tp_payload * 2.0 * (L.tp - 1) / L.tp;
+  }
+  if (L.pp > 1) {
+    double sends = (last ? 0.0 : 1.0) + (first ? 0.0 : 1.0);  // activations forward, gradients back
+    r.pp_payload = m * 2.0 * sends * ND;                        // as many receives as sends
+    r.pp_sent = m * sends * ND;
+  }
+  if (L.dp > 1) {
+    // The optimizer pads the flat buffer to a multiple of 16 x dp (train/optimizer.h).
+    const double unit = 16.0 * L.dp, padded = std::ceil(double(layout.total()) / unit) * unit * 4.0;
+    const double frac = double(L.dp - 1) / L.dp;
+    r.dp_payload = zero1 ? 2.0 * padded : padded;  // reduce-scatter + all-gather, or all-reduce
+    r.dp_sent = 2.0 * padded * frac;
+  }
+  return r;
+}
+
 TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
   TrainPlan p;
   p.model = c.name;
@@ -128,6 +159,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     m.workspace += 3.0 * L.per_replica_batch * (L.seq_len + 1) * 4.0;  // token samples, inputs, targets
     m.runtime = o.runtime_bytes > 0 ? o.runtime_bytes : kRuntimeBytes;
     p.stages.push_back(m);
+    p.comm.push_back(stage_comm_bytes(c, L, st, o.zero1, o.recompute));
     if (m.total() > p.stages[p.peak_stage].total()) p.peak_stage = st;
     double stage_flops = layer_flops * m.layers * recompute_factor + (st == L.pp - 1 ? head_flops : 0.0);
     slowest_stage_flops = std::max(slowest_stage_flops, stage_flops / L.tp);

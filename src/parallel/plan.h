@@ -57,12 +57,28 @@ struct StageMemory {
   double total() const { return weights + gradients + optimizer + activations + workspace + runtime; }
 };
 
+// Bytes one rank of a stage hands its tp / pp / dp communicators per optimizer step, counted
+// as CommStats counts them (payload: the caller's buffers; sent: what goes on the wire with a
+// bandwidth-optimal algorithm), from the calls the trainer makes: per micro-batch and layer
+// two N·D all-reduces forward (after o_proj and down_proj), two backward (input gradients of
+// q/k/v and gate/up), two more with recomputation; the embedding's and the LM head's N·D and
+// the vocab-parallel cross-entropy's 3·N; activations and their gradients between stages;
+// the gradient reduce-scatter + weight all-gather (ZeRO-1) or all-reduce over dp. Small
+// reductions (loss, gradient norm, replicated KV heads, tied embeddings) are left out.
+struct StageComm {
+  double tp_payload = 0, tp_sent = 0;
+  double pp_payload = 0, pp_sent = 0;
+  double dp_payload = 0, dp_sent = 0;
+};
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute);
+
 struct TrainPlan {
   std::string model;
   JobLayout layout;
   PlanOptions options;
   int64_t tokens_per_step = 0;
   std::vector<StageMemory> stages;  // one per pipeline stage (tp rank 0)
+  std::vector<StageComm> comm;      // the same stages' communication per step
   int peak_stage = 0;               // the stage with the largest total
   double model_flops_per_step = 0;     // 6·N·params + attention (config.h), per step
   double hardware_flops_per_step = 0;  // + the recomputed forward
