@@ -299,7 +299,7 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
   kill_all_descendants();  // ranks orphaned by mpirun, if any
   int64_t ckpt = newest_checkpoint_step(cfg_.checkpoint_dir);
   if (outcome != Outcome::hung && outcome != Outcome::stop_failed) {
-    if (status == 0 && step >= cfg_.steps)
+    if (status == 0)  // the trainer exits 0 only at train.steps (also when resumed there: no heartbeat)
       outcome = Outcome::completed;
     else if (stop_ != StopReason::none)
       // Clean when the ranks said so (85) or when nothing after the newest checkpoint was lost.
