@@ -64,6 +64,7 @@ void register_healthcheck(CLI::App& app) {
   auto* cmd = app.add_subcommand("healthcheck", "Check every rank's compute, memory and collectives (run under mpirun)");
   struct Opts {
     HealthOptions h;
+    double comm_timeout_s = 120;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -74,12 +75,17 @@ void register_healthcheck(CLI::App& app) {
   cmd->add_option("--comm-mb", o->h.comm_mb, "MiB per all-reduce for the bandwidth figure")->capture_default_str();
   cmd->add_option("--min-gflops", o->h.min_gflops, "Fail ranks whose GEMM is slower (0: no floor)");
   cmd->add_option("--min-bus-gbps", o->h.min_bus_gbps, "Fail ranks whose all-reduce is slower (0: no floor)");
+  cmd->add_option("--comm-timeout", o->comm_timeout_s,
+                  "Seconds a rank may wait in one collective before it exits (a stopped peer must not hang the check)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o] {
     HealthReport rep;
     int rank = 0;
     {
-      Runtime rt;
+      RuntimeOptions ro;
+      ro.comm_timeout_s = o->comm_timeout_s;
+      Runtime rt(ro);
       rank = rt.world().rank();
       rep = run_health_check(rt, o->h);
       rt.finalize();  // every rank got the report; end MPI cleanly before a non-zero exit
