@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The seed's workflow end to end on one machine, in about ten minutes on 2 cores:
+#
+#   install + build ─▶ prepare the trilingual (ca/es/en) GIMP manual text with stories260K's own
+#   tokenizer into 256-token blocks, with a held-out validation split ─▶ import the real pretrained
+#   stories260K (llama2.c) ─▶ held-out loss before ─▶ continual pretraining with tp2 x pp2 = 4 MPI
+#   ranks under `llamatrain launch` (health check, checkpoints synced to a local S3-compatible
+#   server, TensorBoard events, ONE injected worker failure that the launcher recovers from)
+#   ─▶ Hugging Face export ─▶ held-out loss after ─▶ a generated sample ─▶ a summary.
+#
+# Usage: scripts/demo.sh            everything goes to out/demo/ (wiped first: a rerun starts clean)
+# Environment (all optional):
+#   LLAMATRAIN=path   use this binary: skip scripts/setup.sh and the build (CI, development)
+#   DEMO_STEPS=N      training steps (default 120: ~0.5M tokens); DEMO_KILL_STEP=K (default 45)
+#   DEMO_S3_PORT=P    port of the local S3 server (default: the first free one from 9000)
+#   S3RVER_NPM_DIR    where the S3 test server's npm package is cached (default out/s3rver-npm)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=out/demo
+STEPS=${DEMO_STEPS:-120}
+KILL_STEP=${DEMO_KILL_STEP:-45}
+TOK=assets/stories260k/tok512.model
+T0=$(date +%s)
+phase() { printf '\n\033[1m== [%4ds] %s\033[0m\n' "$(( $(date +%s) - T0 ))" "$*"; }
+# jnum FILE KEY: the first number under "KEY" in a JSON file (compact or indented).
+jnum() { grep -o "\"$2\": *-\{0,1\}[0-9][0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'; }
+
+# ---------------------------------------------------------------------------------------------
+if [ -z "${LLAMATRAIN:-}" ]; then
+  phase "1/9 install dependencies (scripts/setup.sh)"
+  bash scripts/setup.sh
+  phase "2/9 build llamatrain"
+  # scripts/build.sh builds every target (tests and benchmarks too); the demo needs only the
+  # binary, so it configures the same build/ directory the same way and builds one target.
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C build llamatrain
+  LLAMATRAIN=$ROOT/build/llamatrain
+fi
+LT=$LLAMATRAIN
+[ -x "$LT" ] || { echo "demo: $LT is not an executable llamatrain binary" >&2; exit 1; }
+
+# MPI on a small machine: 4 ranks share 2 cores, so a waiting rank must give its core away.
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+[ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPI_ARGS="--oversubscribe --bind-to none --mca mpi_yield_when_idle 1"
+
+# A clean start: stop a server a previous (interrupted) demo left running, then wipe out/demo.
+[ -f "$OUT/s3/pid" ] && bash scripts/s3rver.sh stop "$OUT/s3" 2>/dev/null || true
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# ---------------------------------------------------------------------------------------------
+phase "3/9 prepare: trilingual GIMP manual -> 256-token blocks (tokenizer $TOK)"
+# One document per paragraph, so that 2% of them (seeded) form a held-out validation split.
+"$LT" prepare assets/corpus/gimp_help -o "$OUT/data" --tokenizer "$TOK" --text-mode paragraph \
+  --block-size 256 --validation-fraction 0.02 --split-seed 1 --no-progress --json > "$OUT/prepare.json"
+"$LT" data inspect "$OUT/data" > "$OUT/inspect.txt"
+head -3 "$OUT/inspect.txt"
+
+phase "4/9 convert: import the pretrained stories260K (llama2.c) as a checkpoint"
+"$LT" convert --from llama2c --input assets/stories260k/stories260K.bin --output "$OUT/base" --json \
+  > "$OUT/convert_base.json"
+echo "imported into $OUT/base"
+
+phase "5/9 eval: held-out loss of the pretrained model (it has only seen English children's stories)"
+"$LT" eval --model "$OUT/base" --data "$OUT/data" --split validation --json > "$OUT/eval_before.json"
+cat "$OUT/eval_before.json"
+
+# ---------------------------------------------------------------------------------------------
+phase "6/9 launch: continual pretraining, tp2 x pp2 = 4 ranks, S3 checkpoints, one injected failure"
+port=${DEMO_S3_PORT:-}
+if [ -z "$port" ]; then
+  for p in $(seq 9000 9100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { port=$p; break; }; done
+fi
+export S3RVER_NPM_DIR=${S3RVER_NPM_DIR:-$ROOT/out/s3rver-npm} S3RVER_OWNER_PID=$$
+bash scripts/s3rver.sh start "$OUT/s3" "$port"
+trap 'bash scripts/s3rver.sh stop "$ROOT/$OUT/s3" 2>/dev/null || true' EXIT
+echo "S3-compatible server on http://127.0.0.1:$port (bucket ckpt)"
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret \
+       AWS_REGION=us-east-1
+# The launcher's fault hook SIGKILLs one rank once the job reaches step KILL_STEP; the launcher
+# sees the job fail, backs off, health-checks again and resumes from the newest checkpoint.
+# (The console goes through a pipe, not `2> >(tee ...)`: a process substitution would become a
+# child of the launcher, which kills all its children when a job attempt ends.)
+set +e
+LT_FAULT_KILL_AT_STEP=$KILL_STEP "$LT" launch --config examples/stories260k_demo.yaml \
+  --procs-per-node 4 --mpirun-args "$MPI_ARGS" \
+  --healthcheck-args "--memory-mb 64 --gemm-size 256 --comm-mb 4" \
+  --max-retries 2 --backoff 2s --json \
+  init="$OUT/base" data.path="$OUT/data" data.valid_path="$OUT/data/validation" run.dir="$OUT/run" \
+  train.steps="$STEPS" checkpoint.remote=s3://ckpt/demo \
+  2>&1 > "$OUT/launch.json" | tee "$OUT/launch_console.log"
+rc=${PIPESTATUS[0]}
+set -e
+[ $rc -eq 0 ] || { echo "demo: llamatrain launch failed (exit $rc); see $OUT/run/launch.log" >&2; exit $rc; }
+bash scripts/s3rver.sh stop "$OUT/s3"
+trap - EXIT
+
+# ---------------------------------------------------------------------------------------------
+phase "7/9 convert: newest checkpoint -> Hugging Face directory (safetensors + config.json + tokenizer)"
+# Hugging Face loaders look for the SentencePiece model under the name tokenizer.model.
+cp "$TOK" "$OUT/tokenizer.model"
+"$LT" convert --to hf --input "$OUT/run/checkpoints" --output "$OUT/hf" --tokenizer "$OUT/tokenizer.model" --json \
+  > "$OUT/convert_hf.json"
+ls "$OUT/hf"
+
+phase "8/9 eval: held-out loss of the continually pretrained model (from the HF export)"
+"$LT" eval --model "$OUT/hf" --data "$OUT/data" --split validation --json > "$OUT/eval_after.json"
+cat "$OUT/eval_after.json"
+
+phase "9/9 generate: a sample from the HF export"
+"$LT" generate --model "$OUT/hf" --tokenizer "$TOK" --prompt "GIMP" --max-new-tokens 120 \
+  --temperature 0.7 --top-p 0.9 --seed 1 | tee "$OUT/sample.txt"
+
+# ---------------------------------------------------------------------------------------------
+before=$(jnum "$OUT/eval_before.json" loss)
+after=$(jnum "$OUT/eval_after.json" loss)
+# Throughput: training tokens over training time, from the per-step records of metrics.jsonl
+# (both attempts; steps redone after the failure count too).
+tps=$(awk -F'"step_s":' '/"step_s":/ { split($2, a, ","); s += a[1]; n++ }
+       END { if (s > 0) printf "%.0f", n * 16 * 256 / s; else print "?" }' "$OUT/run/metrics.jsonl")
+saved=$(grep -c 'checkpoint saved:' "$OUT/launch_console.log" || true)
+uploaded=$(grep -c 'uploaded checkpoint' "$OUT/launch_console.log" || true)
+retries=$(jnum "$OUT/launch.json" retries)
+faults=$(grep -c '"event":"fault_injected"' "$OUT/run/launch.log" || true)
+events=$(ls "$OUT/run/tensorboard" | wc -l)
+phase "summary"
+cat <<EOF
+  held-out loss (validation split, $(jnum "$OUT/eval_after.json" tokens) tokens): before $before  ->  after $after
+  training: $STEPS steps x 16 x 256 tokens, tp2 x pp2, $tps tokens/s (4 ranks on $(nproc) cores)
+  checkpoints written: $saved (uploaded to s3://ckpt/demo: $uploaded); injected failures: $faults; retries: $retries
+  TensorBoard: $events event files  ->  tensorboard --logdir $OUT/run/tensorboard
+  Hugging Face model: $OUT/hf     sample: $OUT/sample.txt     launch log: $OUT/run/launch.log
+  total time: $(( $(date +%s) - T0 )) s
+EOF
+awk -v b="$before" -v a="$after" 'BEGIN { exit !(a < b) }' ||
+  { echo "demo: the held-out loss did not improve" >&2; exit 1; }
