@@ -1,0 +1,117 @@
+# The seed's workflow end to end at CI size (what scripts/demo.sh does at demo size), against the
+# real binary: prepare a small slice of the trilingual corpus with stories260K's tokenizer ->
+# import the pretrained stories260K (llama2.c) -> held-out loss -> `llamatrain launch` tp2 x pp2
+# (4 ranks) for a few steps with checkpoints synced to a real S3-compatible server and ONE
+# injected rank kill -> Hugging Face export -> generate -> held-out loss again.
+# Every step's outcome is asserted: exit codes, files, loss finite and improved, one retry, the
+# remote checkpoint complete and byte-identical to the local one.
+# Usage: bash workflow_test.sh <llamatrain> <source-dir>      (from a build directory)
+set -u
+LT="$1"
+SRC="$2"
+command -v mpirun >/dev/null || { echo "mpirun not found (scripts/setup.sh installs openmpi-bin)"; exit 1; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+unset LT_FAULT_KILL_AT_STEP LT_FAULT_STOP_AT_STEP LT_FAULT_KILL_IN_SAVE LT_FAULT_RANK LT_HEALTHCHECK_FAULT LT_COMM_TIMEOUT
+MPI_ARGS="--oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp"
+TOK="$SRC/assets/stories260k/tok512.model"
+
+WORK="$(pwd)/test_scratch/e2e_workflow"
+rm -rf "$WORK"
+mkdir -p "$WORK/corpus"
+fail=0
+check() {  # check <description> <command...>
+  local what="$1"
+  shift
+  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fail=1; fi
+}
+jnum() { grep -o "\"$2\": *-\{0,1\}[0-9][0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'; }
+finite() { awk -v x="$1" 'BEGIN { exit !(x != "" && x + 0 == x && x < 1e30 && x > -1e30) }'; }
+less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+start=$(date +%s)
+
+# --- S3-compatible server (real signature checks), owned by this test -------------------------
+port=$((20000 + $$ % 20000))
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break; port=$((port + 1)); done
+S3RVER_OWNER_PID=$$ S3RVER_NPM_DIR="$(pwd)/s3rver-npm" bash "$SRC/scripts/s3rver.sh" start "$WORK/s3" "$port"
+check "S3 server started" [ $? -eq 0 ]
+trap 'bash "$SRC/scripts/s3rver.sh" stop "$WORK/s3" >/dev/null 2>&1' EXIT
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret AWS_REGION=us-east-1
+
+# --- prepare: ~200 paragraphs per language, one document each, 5% held out -------------------
+for l in ca es en; do
+  awk -v RS= 'NR <= 200 { print; print "" }' "$SRC/assets/corpus/gimp_help/gimp_help_$l.txt" > "$WORK/corpus/$l.txt"
+done
+"$LT" prepare "$WORK/corpus" -o "$WORK/data" --tokenizer "$TOK" --text-mode paragraph --block-size 64 \
+  --validation-fraction 0.05 --split-seed 1 --no-progress --json > "$WORK/prepare.json" 2> "$WORK/prepare.log"
+check "prepare exits 0" [ $? -eq 0 ]
+check "prepare wrote meta.json and both splits" \
+  [ -f "$WORK/data/meta.json" -a -n "$(ls "$WORK/data"/train-*.bin 2>/dev/null)" -a -n "$(ls "$WORK/data"/validation-*.bin 2>/dev/null)" ]
+
+# --- convert: the pretrained stories260K from llama2.c --------------------------------------
+"$LT" convert --from llama2c --input "$SRC/assets/stories260k/stories260K.bin" --output "$WORK/base" \
+  > /dev/null 2> "$WORK/convert.log"
+check "convert --from llama2c exits 0" [ $? -eq 0 ]
+check "imported checkpoint is complete" [ -f "$WORK/base/step_00000000/DONE" ]
+
+"$LT" eval --model "$WORK/base" --data "$WORK/data" --json > "$WORK/eval_before.json" 2> "$WORK/eval.log"
+check "eval before exits 0" [ $? -eq 0 ]
+before=$(jnum "$WORK/eval_before.json" loss)
+check "held-out loss before is finite ($before)" finite "$before"
+
+# --- launch: tp2 x pp2, S3 sync, one rank SIGKILLed at step 5 --------------------------------
+LT_FAULT_KILL_AT_STEP=5 "$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" \
+  --healthcheck-args "--memory-mb 16 --gemm-size 128 --comm-mb 1" --backoff 1s --max-retries 2 --json \
+  model=stories260k init="$WORK/base" data.path="$WORK/data" data.valid_path="$WORK/data/validation" \
+  run.dir="$WORK/run" train.steps=12 train.global_batch_size=8 train.micro_batch_size=2 train.seq_len=64 \
+  optim.lr=3e-3 optim.min_lr=3e-4 optim.warmup_steps=2 parallel.tp=2 parallel.pp=2 train.log_every=4 \
+  checkpoint.every=4 checkpoint.keep=2 checkpoint.remote=s3://ckpt/e2e eval.every=6 eval.batches=2 \
+  > "$WORK/launch.json" 2> "$WORK/launch.log"
+rc=$?
+check "launch exits 0 after the injected failure" [ $rc -eq 0 ]
+check "one fault injected" [ "$(grep -c '"event":"fault_injected"' "$WORK/run/launch.log")" -eq 1 ]
+check "retries == 1" [ "$(jnum "$WORK/launch.json" retries)" = 1 ]
+check "final step 12" [ "$(jnum "$WORK/launch.json" final_step)" = 12 ]
+check "resumed from checkpoint step 4" grep -q '"resume_step": 4' "$WORK/launch.json"
+check "health check passed before both attempts" [ "$(grep -c '"event":"healthcheck_ok"' "$WORK/run/launch.log")" -eq 2 ]
+check "TensorBoard: one event file per attempt" [ "$(ls "$WORK/run/tensorboard" | grep -c tfevents)" -eq 2 ]
+last_loss=$(grep '"step":12,' "$WORK/run/metrics.jsonl" | grep -o '"loss":[-0-9.eE+]*' | tail -1 | cut -d: -f2)
+check "training loss at step 12 is finite ($last_loss)" finite "$last_loss"
+
+# The remote copy of the final checkpoint: DONE marker, every local file byte-identical.
+remote_same() {
+  local l="$WORK/run/checkpoints/step_00000012" r="$WORK/s3/data/ckpt/e2e/step_00000012" n=0 f
+  [ -f "$r/DONE._S3rver_object" ] || { echo "  no remote DONE"; return 1; }
+  for f in $(cd "$l" && find . -type f | sed 's|^\./||'); do
+    cmp -s "$l/$f" "$r/$f._S3rver_object" || { echo "  remote differs or is missing: $f"; return 1; }
+    n=$((n + 1))
+  done
+  [ $n -ge 9 ]  # meta.json + 4 model + 4 optimizer shards (+ DONE)
+}
+check "remote checkpoint step 12 complete and identical to the local one" remote_same
+
+# --- convert back to Hugging Face, generate, eval -------------------------------------------
+cp "$TOK" "$WORK/tokenizer.model"
+"$LT" convert --to hf --input "$WORK/run/checkpoints" --output "$WORK/hf" --tokenizer "$WORK/tokenizer.model" \
+  > /dev/null 2> "$WORK/convert_hf.log"
+check "convert --to hf exits 0" [ $? -eq 0 ]
+check "HF directory has config.json, safetensors and tokenizer.model" \
+  [ -f "$WORK/hf/config.json" -a -f "$WORK/hf/model.safetensors" -a -f "$WORK/hf/tokenizer.model" ]
+check "config.json is a LlamaForCausalLM" grep -q LlamaForCausalLM "$WORK/hf/config.json"
+
+"$LT" generate --model "$WORK/hf" --tokenizer "$TOK" --prompt "GIMP" --max-new-tokens 20 --temperature 0.7 \
+  --seed 1 --json > "$WORK/generate.json" 2> "$WORK/generate.log"
+check "generate exits 0" [ $? -eq 0 ]
+check "generate produced text" grep -q '"text"' "$WORK/generate.json"
+
+"$LT" eval --model "$WORK/hf" --data "$WORK/data" --json > "$WORK/eval_after.json" 2>> "$WORK/eval.log"
+check "eval after exits 0" [ $? -eq 0 ]
+after=$(jnum "$WORK/eval_after.json" loss)
+check "held-out loss after is finite ($after)" finite "$after"
+check "held-out loss improved: $before -> $after" less "$after" "$before"
+
+echo "  e2e workflow: $(( $(date +%s) - start )) s"
+no_leftovers() { sleep 1; ! pgrep -f "run.dir=$WORK/" >/dev/null; }
+check "no rank left behind" no_leftovers
+[ $fail -eq 0 ] || { echo "--- launch log"; tail -40 "$WORK/launch.log"; }
+exit $fail
