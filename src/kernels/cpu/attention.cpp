@@ -21,16 +21,131 @@ inline float dot(const float* a, const float* b, int n) {
   for (int i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
-inline void axpy(float a, const float* x, float* y, int n) {
-#pragma omp simd
-  for (int i = 0; i < n; ++i) y[i] += a * x[i];
-}
 }  // namespace
 
-// One task per (batch, head, block of kBq queries). Per key block the keys are held
-// transposed ([hd][kBk]) so each score row s_j = q_i·k_j vectorises over j; the row's running
-// max, sum and output accumulator are rescaled when the max grows (online softmax).
-void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
+namespace {
+constexpr int kR = 4;  // query rows processed together: K/V tile loads and dK/dV updates are shared
+
+// Scores of rows r < nr against the transposed key tile: sc[r][j] = Σ_d x_r[d]·kt[d][j].
+template <int HD>
+inline void tile_scores(const float* const x[kR], int nr, const float (*kt)[kBk], float (*sc)[kBk], int hd) {
+  const int n = HD ? HD : hd;
+  for (int r = 0; r < nr; ++r) {
+    float* out = sc[r];
+#pragma omp simd aligned(out : 64)
+    for (int j = 0; j < kBk; ++j) out[j] = 0.0f;
+    for (int d = 0; d < n; ++d) {
+      const float xd = x[r][d];
+#pragma omp simd aligned(out : 64)
+      for (int j = 0; j < kBk; ++j) out[j] += xd * kt[d][j];
+    }
+  }
+}
+
+// Forward of query rows i0 .. i0+nr−1 against one key block (online softmax update).
+template <int HD>
+void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const float (*kt)[kBk], const float* v,
+              int64_t ks, float (*acc)[kMaxHd], float* m, float* l, int hd) {
+  const int n = HD ? HD : hd;
+  alignas(64) float sc[kR][kBk];
+  tile_scores<HD>(qi, nr, kt, sc, hd);  // q already carries the 1/√hd scale
+  float corr[kR];
+  int jmax = 0;
+  for (int r = 0; r < nr; ++r) {
+    const int jn = std::min(nj, i0 + r - j0 + 1);  // causal: keys j0 .. i
+    jmax = std::max(jmax, jn);
+    float mx = m[r];
+    for (int j = 0; j < jn; ++j) mx = std::max(mx, sc[r][j]);
+    corr[r] = std::exp(m[r] - mx);
+    for (int j = jn; j < kBk; ++j) sc[r][j] = -std::numeric_limits<float>::infinity();
+    exp_shift_scale(sc[r], kBk, mx, 1.0f);
+    float sum = 0.0f;
+    for (int j = 0; j < jn; ++j) sum += sc[r][j];
+    l[r] = l[r] * corr[r] + sum;
+    m[r] = mx;
+  }
+  float a[kR][HD ? HD : kMaxHd];
+  for (int r = 0; r < nr; ++r)
+#pragma omp simd
+    for (int d = 0; d < n; ++d) a[r][d] = acc[r][d] * corr[r];
+  for (int j = 0; j < jmax; ++j) {
+    const float* vj = v + int64_t(j) * ks;
+    for (int r = 0; r < nr; ++r) {
+      const float p = sc[r][j];
+#pragma omp simd
+      for (int d = 0; d < n; ++d) a[r][d] += p * vj[d];
+    }
+  }
+  for (int r = 0; r < nr; ++r)
+#pragma omp simd
+    for (int d = 0; d < n; ++d) acc[r][d] = a[r][d];
+}
+
+// Backward of query rows against one key block: P and dS recomputed, dK/dV tile updated once
+// per key for all rows, dq of the rows accumulated locally and added once.
+template <int HD>
+void bwd_rows(const float* const qi[kR], const float* const doi[kR], float* const dqi[kR], const float* Di,
+              const float* z, int nr, int i0, int j0, int nj, const float (*kt)[kBk], const float (*vt)[kBk],
+              const float* k, int64_t ks, float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale) {
+  const int n = HD ? HD : hd;
+  alignas(64) float p[kR][kBk], ds[kR][kBk];
+  tile_scores<HD>(qi, nr, kt, p, hd);
+  tile_scores<HD>(doi, nr, vt, ds, hd);
+  int jmax = 0;
+  for (int r = 0; r < nr; ++r) {
+    const int jn = std::min(nj, i0 + r - j0 + 1);
+    jmax = std::max(jmax, jn);
+    float* pr = p[r];
+    float* dr = ds[r];
+#pragma omp simd aligned(pr : 64)
+    for (int j = 0; j < kBk; ++j) pr[j] = j < jn ? pr[j] * scale - z[r] : -std::numeric_limits<float>::infinity();
+    exp_inplace(pr, kBk);
+#pragma omp simd aligned(pr, dr : 64)
+    for (int j = 0; j < kBk; ++j) dr[j] = pr[j] * (dr[j] - Di[r]) * scale;
+  }
+  for (int r = nr; r < kR; ++r)
+    for (int j = 0; j < kBk; ++j) p[r][j] = ds[r][j] = 0.0f;
+  float dqa[kR][HD ? HD : kMaxHd] = {};
+  const float* q0 = qi[0];
+  const float* q1 = nr > 1 ? qi[1] : q0;
+  const float* q2 = nr > 2 ? qi[2] : q0;
+  const float* q3 = nr > 3 ? qi[3] : q0;
+  const float* o0 = doi[0];
+  const float* o1 = nr > 1 ? doi[1] : o0;
+  const float* o2 = nr > 2 ? doi[2] : o0;
+  const float* o3 = nr > 3 ? doi[3] : o0;
+  for (int j = 0; j < jmax; ++j) {
+    const float p0 = p[0][j], p1 = p[1][j], p2 = p[2][j], p3 = p[3][j];
+    const float s0 = ds[0][j], s1 = ds[1][j], s2 = ds[2][j], s3 = ds[3][j];
+    const float* kj = k + int64_t(j) * ks;
+    float* dvj = dva[j];
+    float* dkj = dka[j];
+#pragma omp simd
+    for (int d = 0; d < n; ++d) {
+      dvj[d] += p0 * o0[d] + p1 * o1[d] + p2 * o2[d] + p3 * o3[d];
+      dkj[d] += s0 * q0[d] + s1 * q1[d] + s2 * q2[d] + s3 * q3[d];
+      const float kd = kj[d];
+      dqa[0][d] += s0 * kd;
+      dqa[1][d] += s1 * kd;
+      dqa[2][d] += s2 * kd;
+      dqa[3][d] += s3 * kd;
+    }
+  }
+  for (int r = 0; r < nr; ++r)
+#pragma omp simd
+    for (int d = 0; d < n; ++d) dqi[r][d] += dqa[r][d];
+}
+
+// Transposed copy of keys (or values) j0 .. j0+nj−1 of one head, zero-padded to kBk columns.
+inline void load_tile_t(const float* x, int64_t stride, int nj, int hd, float (*t)[kBk]) {
+  for (int j = 0; j < kBk; ++j) {
+    const float* xj = x + int64_t(j) * stride;
+    for (int d = 0; d < hd; ++d) t[d][j] = j < nj ? xj[d] : 0.0f;
+  }
+}
+
+template <int HD>
+void forward_impl(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
   const int B = s.B, T = s.T, H = s.H, KV = s.KV, hd = s.hd;
   const int group = H / KV;
   const int64_t qs = int64_t(H) * hd, ks = int64_t(KV) * hd;  // row strides
@@ -44,47 +159,26 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
         const int i0 = qb * kBq, i1 = std::min(T, i0 + kBq);
         alignas(64) float acc[kBq][kMaxHd];
         alignas(64) float kt[kMaxHd][kBk];
-        alignas(64) float sc[kBk];
+        alignas(64) float qsc[kBq][kMaxHd];  // the block's queries, pre-scaled by 1/√hd
         float m[kBq], l[kBq];
         for (int i = 0; i < i1 - i0; ++i) {
           m[i] = -std::numeric_limits<float>::infinity();
           l[i] = 0.0f;
           std::memset(acc[i], 0, sizeof(float) * size_t(hd));
+          const float* qi = q + (int64_t(b) * T + i0 + i) * qs + int64_t(h) * hd;
+          for (int d = 0; d < hd; ++d) qsc[i][d] = qi[d] * scale;
         }
+        const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
+        const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
         for (int j0 = 0; j0 < i1; j0 += kBk) {
           const int nj = std::min(kBk, i1 - j0);
-          for (int j = 0; j < kBk; ++j) {
-            const float* kj = k + (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd;
-            for (int d = 0; d < hd; ++d) kt[d][j] = j < nj ? kj[d] : 0.0f;
-          }
-          for (int i = std::max(i0, j0); i < i1; ++i) {
-            const int jn = std::min(nj, i - j0 + 1);  // causal: keys j0 .. i
-            const float* qi = q + (int64_t(b) * T + i) * qs + int64_t(h) * hd;
-#pragma omp simd aligned(sc : 64)
-            for (int j = 0; j < kBk; ++j) sc[j] = 0.0f;
-            for (int d = 0; d < hd; ++d) {
-              const float qd = qi[d] * scale;
-#pragma omp simd aligned(sc : 64)
-              for (int j = 0; j < kBk; ++j) sc[j] += qd * kt[d][j];
-            }
-            float mx = m[i - i0];
-            for (int j = 0; j < jn; ++j) mx = std::max(mx, sc[j]);
-            const float corr = std::exp(m[i - i0] - mx);
-            exp_shift_scale(sc, jn, mx, 1.0f);
-            float* a = acc[i - i0];
-            float sum = 0.0f;
-            if (corr != 1.0f)
-#pragma omp simd
-              for (int d = 0; d < hd; ++d) a[d] *= corr;
-            for (int j = 0; j < jn; ++j) {
-              const float p = sc[j];
-              sum += p;
-              const float* vj = v + (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd;
-#pragma omp simd
-              for (int d = 0; d < hd; ++d) a[d] += p * vj[d];
-            }
-            l[i - i0] = l[i - i0] * corr + sum;
-            m[i - i0] = mx;
+          load_tile_t(kbase + int64_t(j0) * ks, ks, nj, hd, kt);
+          for (int i = std::max(i0, j0); i < i1; i += kR) {
+            const int nr = std::min(kR, i1 - i);
+            const float* rows[kR];
+            for (int r = 0; r < kR; ++r) rows[r] = qsc[i - i0 + std::min(r, nr - 1)];
+            fwd_rows<HD>(rows, nr, i, j0, nj, kt, vbase + int64_t(j0) * ks, ks, acc + (i - i0), m + (i - i0),
+                         l + (i - i0), hd);
           }
         }
         for (int i = i0; i < i1; ++i) {
@@ -96,13 +190,12 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
       }
 }
 
-// Flash-attention backward, key-block outer loop: one task per (batch, KV head) owns dk/dv
-// of that head and dq of its query heads, so no two threads write one element and every sum
-// runs in a fixed order (deterministic for any thread count). Per key block of kBk keys the
-// block's K and V are held transposed ([hd][kBk]) so the score row s_j = q_i·k_j and
-// dp_j = do_i·v_j vectorise over j; dK/dV of the block accumulate in a small L1 tile.
-void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
-                        const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
+// Key-block outer loop: one task per (batch, KV head) owns dk/dv of that head and dq of its
+// query heads, so no two threads write one element and every sum runs in a fixed order
+// (deterministic for any thread count).
+template <int HD>
+void backward_impl(const float* q, const float* k, const float* v, const float* out, const float* dout,
+                   const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
   const int B = s.B, T = s.T, H = s.H, KV = s.KV, hd = s.hd;
   const int group = H / KV;
   const int64_t qs = int64_t(H) * hd, ks = int64_t(KV) * hd;
@@ -112,58 +205,36 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     for (int kvh = 0; kvh < KV; ++kvh) {
       alignas(64) float kt[kMaxHd][kBk], vt[kMaxHd][kBk];
       alignas(64) float dka[kBk][kMaxHd], dva[kBk][kMaxHd];
-      alignas(64) float sc[kBk], dp[kBk];
       for (int h = kvh * group; h < (kvh + 1) * group; ++h)
         for (int i = 0; i < T; ++i)
           std::memset(dq + (int64_t(b) * T + i) * qs + int64_t(h) * hd, 0, sizeof(float) * size_t(hd));
+      const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
+      const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
       for (int j0 = 0; j0 < T; j0 += kBk) {
         const int nj = std::min(kBk, T - j0);
-        for (int d = 0; d < hd; ++d)
-          for (int j = 0; j < kBk; ++j) {
-            const int64_t ko = (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd + d;
-            kt[d][j] = j < nj ? k[ko] : 0.0f;
-            vt[d][j] = j < nj ? v[ko] : 0.0f;
-          }
+        load_tile_t(kbase + int64_t(j0) * ks, ks, nj, hd, kt);
+        load_tile_t(vbase + int64_t(j0) * ks, ks, nj, hd, vt);
         for (int j = 0; j < nj; ++j) {
           std::memset(dka[j], 0, sizeof(float) * size_t(hd));
           std::memset(dva[j], 0, sizeof(float) * size_t(hd));
         }
         for (int h = kvh * group; h < (kvh + 1) * group; ++h)
-          for (int i = j0; i < T; ++i) {
-            const int64_t qo = (int64_t(b) * T + i) * qs + int64_t(h) * hd;
-            const float* qi = q + qo;
-            const float* doi = dout + qo;
-            float* dqi = dq + qo;
-            const int jn = std::min(nj, i - j0 + 1);  // causal: keys j0 .. i
-            const float Di = dot(doi, out + qo, hd);
-            const float z = lse[(int64_t(b) * H + h) * T + i];
-#pragma omp simd
-            for (int j = 0; j < kBk; ++j) sc[j] = dp[j] = 0.0f;
-            for (int d = 0; d < hd; ++d) {
-              const float qd = qi[d], od = doi[d];
-#pragma omp simd aligned(sc, dp : 64)
-              for (int j = 0; j < kBk; ++j) {
-                sc[j] += qd * kt[d][j];
-                dp[j] += od * vt[d][j];
-              }
+          for (int i = j0; i < T; i += kR) {
+            const int nr = std::min(kR, T - i);
+            const float* qi[kR];
+            const float* doi[kR];
+            float* dqi[kR];
+            float Di[kR], z[kR];
+            for (int r = 0; r < kR; ++r) {
+              const int64_t qo = (int64_t(b) * T + i + std::min(r, nr - 1)) * qs + int64_t(h) * hd;
+              qi[r] = q + qo;
+              doi[r] = dout + qo;
+              dqi[r] = dq + qo;
+              Di[r] = dot(doi[r], out + qo, hd);
+              z[r] = lse[(int64_t(b) * H + h) * T + i + std::min(r, nr - 1)];
             }
-#pragma omp simd aligned(sc : 64)
-            for (int j = 0; j < kBk; ++j) sc[j] = j < jn ? sc[j] * scale - z : -std::numeric_limits<float>::infinity();
-            exp_inplace(sc, kBk);  // sc = P row
-#pragma omp simd aligned(sc, dp : 64)
-            for (int j = 0; j < kBk; ++j) dp[j] = sc[j] * (dp[j] - Di) * scale;  // dp = dS row
-            for (int j = 0; j < jn; ++j) {
-              const float pj = sc[j], dsj = dp[j];
-              const float* kj = k + (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd;
-              float* dvj = dva[j];
-              float* dkj = dka[j];
-#pragma omp simd
-              for (int d = 0; d < hd; ++d) {
-                dvj[d] += pj * doi[d];
-                dkj[d] += dsj * qi[d];
-                dqi[d] += dsj * kj[d];
-              }
-            }
+            bwd_rows<HD>(qi, doi, dqi, Di, z, nr, i, j0, nj, kt, vt, kbase + int64_t(j0) * ks, ks, dka, dva, hd,
+                         scale);
           }
         for (int j = 0; j < nj; ++j) {
           const int64_t ko = (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd;
@@ -172,6 +243,30 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         }
       }
     }
+}
+}  // namespace
+
+// Head sizes of the common models get a compile-time specialisation (registers for the
+// per-row accumulators); any other size takes the generic path.
+void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
+  switch (s.hd) {
+    case 32: return forward_impl<32>(q, k, v, out, lse, s);
+    case 48: return forward_impl<48>(q, k, v, out, lse, s);
+    case 64: return forward_impl<64>(q, k, v, out, lse, s);
+    case 128: return forward_impl<128>(q, k, v, out, lse, s);
+    default: return forward_impl<0>(q, k, v, out, lse, s);
+  }
+}
+
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
+                        const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
+  switch (s.hd) {
+    case 32: return backward_impl<32>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    case 48: return backward_impl<48>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    case 64: return backward_impl<64>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    case 128: return backward_impl<128>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    default: return backward_impl<0>(q, k, v, out, dout, lse, dq, dk, dv, s);
+  }
 }
 
 void attention_forward_ref(const float* q, const float* k, const float* v, float* out, float* lse,

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Training throughput side by side: our train_bench and PyTorch (bench/pytorch_train.py, Debian
+# /usr/bin/python3, torch 1.13, tcmalloc preloaded) in ONE run, stories15M and stories110M
+# shapes, fp32 and bf16, plus our activation-recomputation cost. One JSON line per run.
+# Heavy (minutes, GBs of RSS): run it once, on a quiet machine (check `uptime`).
+#
+# Usage: bench/run_train_bench.sh <build-dir> [steps] [warmup] [models...]
+#   e.g. bench/run_train_bench.sh build 3 1 stories15m stories110m
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:?usage: run_train_bench.sh <build-dir> [steps] [warmup] [models...]}"
+steps="${2:-3}"
+warmup="${3:-1}"
+shift $(( $# < 3 ? $# : 3 ))
+models=("$@")
+[[ ${#models[@]} -eq 0 ]] && models=(stories15m stories110m)
+bench="$build/bench/train_bench"
+[[ -x "$bench" ]] || { echo "run_train_bench.sh: $bench not built (ninja -C $build train_bench)" >&2; exit 1; }
+py=/usr/bin/python3
+tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4
+# One OpenMP team of 2 pinned threads, shared with oneDNN (same GOMP runtime).
+export OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores
+echo "# $(date -u +%FT%TZ) $(uname -n) $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+for model in "${models[@]}"; do
+  case "$model" in
+    stories15m) shape=(--dim 288 --layers 6 --heads 6 --kv-heads 6 --hidden 768 --vocab 32000 --seq 256 --batch 32)
+                batch=32 seq=256 ;;
+    stories110m) shape=(--dim 768 --layers 12 --heads 12 --kv-heads 12 --hidden 2048 --vocab 32000 --seq 1024 --batch 8)
+                 batch=8 seq=1024 ;;
+    *) echo "run_train_bench.sh: unknown model $model" >&2; exit 1 ;;
+  esac
+  for prec in fp32 bf16; do
+    "$bench" --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision "$prec"
+    LD_PRELOAD="$tcmalloc" "$py" "$here/pytorch_train.py" "${shape[@]}" --tied --threads 2 --steps "$steps" \
+      --warmup "$warmup" --dtype "$prec"
+  done
+  "$bench" --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision fp32 --recompute
+done
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
