@@ -49,7 +49,7 @@ bool FaultInjector::armed() const { return !faults_.empty(); }
 
 bool FaultInjector::wants_fast_poll(int64_t step) const {
   for (const Fault& f : faults_)
-    if (f.kind == "save" && !f.fired && step >= f.step - 1) return true;
+    if (!f.fired && step >= f.step - (f.kind == "save" ? 1 : 2)) return true;
   return false;
 }
 

@@ -20,7 +20,8 @@ class FaultInjector {
  public:
   FaultInjector(LaunchLog& log, std::string checkpoint_dir);
   bool armed() const;
-  // True while a save fault is close (poll fast: a small checkpoint takes milliseconds).
+  // True while a fault is close: poll fast, so that it hits at its step (a small model's step
+  // or checkpoint takes milliseconds).
   bool wants_fast_poll(int64_t heartbeat_step) const;
   // Called by the watch loop with the newest heartbeat step (-1: none yet). At most one
   // fault per attempt: the job it hits is dying, the next fault waits for the restart.

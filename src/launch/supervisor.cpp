@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <atomic>
 #include <csignal>
 #include <sstream>
@@ -214,10 +216,13 @@ void Supervisor::begin_stop(StopReason why, int64_t step) {
   }
 }
 
-// Failed or hung job: SIGTERM to mpirun (it takes its ranks down), then after `grace`
-// seconds SIGKILL to everything left below the launcher.
-// Returns mpirun's exit status (128 + 9 when it had to be killed).
+// Failed or hung job: SIGKILL to the ranks on this machine (a hung job has nothing to save,
+// and mpirun's own teardown sends SIGCONT first, which would wake a stopped rank and let the
+// "dead" job run on), SIGTERM to mpirun (it takes the remote ranks down), then after `grace`
+// seconds SIGKILL to everything left below the launcher. Returns mpirun's exit status
+// (128 + 9 when it had to be killed).
 int Supervisor::end_job(pid_t pid, double grace) {
+  for (auto& [rank, p] : local_ranks()) kill(p, SIGKILL);
   kill(pid, SIGTERM);
   auto t = Clock::now();
   int status = 128 + SIGKILL;
@@ -294,7 +299,7 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
       outcome = Outcome::stop_failed;
       break;
     }
-    nap(faults_.wants_fast_poll(step) ? 0.002 : 0.2);
+    nap(faults_.wants_fast_poll(step) ? 0.002 : 0.1);
   }
   kill_all_descendants();  // ranks orphaned by mpirun, if any
   int64_t ckpt = newest_checkpoint_step(cfg_.checkpoint_dir);
@@ -405,6 +410,16 @@ int Supervisor::run() {
   }
 }
 
+// True when `prog` (a path, or a name searched on PATH) is an executable file.
+bool on_path(const std::string& prog) {
+  if (prog.find('/') != std::string::npos) return access(prog.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "");
+  for (std::string d; std::getline(dirs, d, ':');)
+    if (!d.empty() && access((d + "/" + prog).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
 }  // namespace
 
 int run_launch(const LaunchOptions& o) {
@@ -413,6 +428,8 @@ int run_launch(const LaunchOptions& o) {
   LT_CHECK(o.nodes >= 0, "--nodes: must be positive");
   LT_CHECK(o.max_retries >= 0, "--max-retries: must be >= 0");
   LT_CHECK(o.hang_timeout_s > 0 && o.startup_timeout_s > 0, "--hang-timeout / --startup-timeout: must be positive");
+  LT_CHECK(on_path(o.mpirun), "--mpirun: '{}' not found or not executable (install OpenMPI: apt-get install "
+           "openmpi-bin, or give its path with --mpirun)", o.mpirun);
   Placement p;
   p.procs_per_node = o.procs_per_node;
   if (!o.hostfile.empty()) {

@@ -29,6 +29,7 @@ expect 1 "not a multiple of tp x pp" "$LT" launch --procs-per-node 3 $J
 expect 1 "--nodes 3: the hostfile" "$LT" launch --nodes 3 --hostfile "$WORK/hosts_few" --procs-per-node 2 $J
 expect 1 "train.steps" launch $(job "$WORK/r" 0)
 expect 1 "--procs-per-node is required" "$LT" launch $J
+expect 1 "--mpirun: 'no-such-mpirun' not found" launch --mpirun no-such-mpirun $J
 
 # Dry run: the layout and the command, with spare hosts after --nodes.
 printf 'localhost slots=4\n127.0.0.2 slots=4\n' > "$WORK/hosts_spare"
