@@ -42,6 +42,8 @@ class Tokenizer {
   std::string path_, hash_;
 };
 
+// `path` is a tokenizer file, or a model directory holding tokenizer.model (preferred) or
+// tokenizer.json.
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path);
 
 namespace data {

@@ -138,6 +138,9 @@ TEST(DataTokenizer, IdentityAndBadFiles) {
   expect_error("broken.json", R"({"model": )", "neither");
   expect_error("wordpiece.json", R"({"model": {"type": "WordPiece", "vocab": {}}})", "WordPiece");
   EXPECT_THROW(lt::open_tokenizer((dir / "missing.model").string()), lt::Error);
+  EXPECT_EQ(lt::open_tokenizer(asset("llama2"))->kind(), "sentencepiece");  // a model directory
+  std::filesystem::create_directories(dir / "nodir");
+  EXPECT_THROW(lt::open_tokenizer((dir / "nodir").string()), lt::Error);
   EXPECT_THROW(a->decode({32000}), lt::Error);
 }
 
