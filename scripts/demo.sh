@@ -119,7 +119,7 @@ after=$(jnum "$OUT/eval_after.json" loss)
 # Throughput: training tokens over training time, from the per-step records of metrics.jsonl
 # (both attempts; steps redone after the failure count too).
 tps=$(awk -F'"step_s":' '/"step_s":/ { split($2, a, ","); s += a[1]; n++ }
-       END { if (s > 0) printf "%.0f", n * 16 * 256 / s; else print "?" }' "$OUT/run/metrics.jsonl")
+       END { if (s > 0) printf "%.0f", n * 16 * 256 / s; else print "?" }' "$OUT/run/metrics.jsonl")  # 16 x 256: the config
 saved=$(grep -c 'checkpoint saved:' "$OUT/launch_console.log" || true)
 uploaded=$(grep -c 'uploaded checkpoint' "$OUT/launch_console.log" || true)
 retries=$(jnum "$OUT/launch.json" retries)
@@ -128,7 +128,7 @@ events=$(ls "$OUT/run/tensorboard" | wc -l)
 phase "summary"
 cat <<EOF
   held-out loss (validation split, $(jnum "$OUT/eval_after.json" tokens) tokens): before $before  ->  after $after
-  training: $STEPS steps x 16 x 256 tokens, tp2 x pp2, $tps tokens/s (4 ranks on $(nproc) cores)
+  training: $STEPS steps x 16 x 256 tokens, tp2 x pp2, $tps tokens/s (4 ranks on $(getconf _NPROCESSORS_ONLN) cores)
   checkpoints written: $saved (uploaded to s3://ckpt/demo: $uploaded); injected failures: $faults; retries: $retries
   TensorBoard: $events event files  ->  tensorboard --logdir $OUT/run/tensorboard
   Hugging Face model: $OUT/hf     sample: $OUT/sample.txt     launch log: $OUT/run/launch.log
