@@ -24,7 +24,10 @@ void add_inplace(float* y, const float* x, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
-constexpr int64_t kHeadChunkFloats = int64_t(8) << 20;  // 32 MiB of logits per LM-head chunk
+// 64 MiB of logits per LM-head chunk: ~500 rows at a 32k vocabulary. Larger chunks make the
+// head's GEMMs more efficient (K = rows for its weight gradient) and read/write the head's
+// gradient fewer times; smaller ones save memory.
+constexpr int64_t kHeadChunkFloats = int64_t(16) << 20;
 }  // namespace
 
 LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
@@ -125,10 +128,14 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   if (bf16_) {
     // Largest GEMM operand that is not a weight: an [N, max(D, Q, F)] activation or gradient,
     // or one LM-head chunk of logits gradients.
-    const int64_t cap = round16(std::max({N * std::max({D, Q, F}), head_rows_ * ld_.vocab, int64_t(16)}));
+    // Buffer 0 also takes the head's logits gradient; 1 and 2 only activations.
+    const int64_t act = round16(std::max(N * std::max({D, Q, F}), int64_t(16)));
+    const int64_t cap0 = std::max(act, round16(head_rows_ * ld_.vocab));
     wh_ = Buffer(layout.total() * sizeof(bf16));
-    bf16_work_ = Buffer(size_t(3 * cap) * sizeof(bf16));
-    for (int i = 0; i < 3; ++i) cvt_[i] = bf16_work_.as<bf16>() + i * cap;
+    bf16_work_ = Buffer(size_t(cap0 + 2 * act) * sizeof(bf16));
+    cvt_[0] = bf16_work_.as<bf16>();
+    cvt_[1] = cvt_[0] + cap0;
+    cvt_[2] = cvt_[1] + act;
     refresh_weights();
   }
 }
@@ -182,8 +189,7 @@ void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float*
   cpu::attention_forward(a.q, a.k, a.v, a.att, a.lse, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
   mm({a.att, nullptr}, wmat(w.wo), a.x_mid, N, D, qdim_, false, true, false);
   tp_->reduce_partial(a.x_mid, N * D);
-  add_inplace(a.x_mid, a.x, N * D);
-  cpu::rmsnorm_forward(a.x_mid, w.ffn_norm, a.ln2, a.rstd2, N, D_, c_.norm_eps);
+  cpu::add_rmsnorm_forward(a.x_mid, a.x, w.ffn_norm, a.ln2, a.rstd2, N, D_, c_.norm_eps);
   const Mat ln2 = cvt(a.ln2, N * D, 2);
   mm(ln2, wmat(w.w_gate), a.gate, N, F_, D, false, true, false);
   mm(ln2, wmat(w.w_up), a.up, N, F_, D, false, true, false);

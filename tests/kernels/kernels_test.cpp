@@ -150,6 +150,18 @@ TEST(KernelRmsNorm, ForwardBackwardVsDouble) {
   }
 }
 
+TEST(KernelRmsNorm, FusedResidualAddEqualsAddThenNorm) {
+  const int N = 9, D = 37;
+  auto a = randv(size_t(N) * D, 1), b = randv(size_t(N) * D, 2), w = randv(size_t(D), 3);
+  std::vector<float> sum(a.size()), y(a.size()), y_r(a.size()), rstd(N), rstd_r(N);
+  for (size_t i = 0; i < a.size(); ++i) sum[i] = a[i] + b[i];
+  rmsnorm_forward(sum.data(), w.data(), y_r.data(), rstd_r.data(), N, D, 1e-5f);
+  add_rmsnorm_forward(a.data(), b.data(), w.data(), y.data(), rstd.data(), N, D, 1e-5f);
+  EXPECT_EQ(a, sum);
+  expect_close(y, y_r, 1e-6, 1e-6, "fused add+rmsnorm y");
+  expect_close(rstd, rstd_r, 1e-6, 1e-6, "fused add+rmsnorm rstd");
+}
+
 TEST(KernelRope, DirectFormulaAndInverse) {
   const int B = 2, T = 11, H = 3, hd = 10;
   const float theta = 10000.0f;

@@ -19,6 +19,27 @@ void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int6
   }
 }
 
+void add_rmsnorm_forward(float* a, const float* b, const float* w, float* y, float* rstd, int64_t N, int D,
+                         float eps) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    float* ar = a + n * D;
+    const float* br = b + n * D;
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int i = 0; i < D; ++i) {
+      const float v = ar[i] + br[i];
+      ar[i] = v;
+      ss += v * v;
+    }
+    const float r = 1.0f / std::sqrt(ss / float(D) + eps);
+    rstd[n] = r;
+    float* yr = y + n * D;
+#pragma omp simd
+    for (int i = 0; i < D; ++i) yr[i] = ar[i] * r * w[i];
+  }
+}
+
 void rmsnorm_backward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                       int64_t N, int D, bool accumulate_dx) {
   // dx = rstd · (g − x̂ · mean(g·x̂)),  g = dy·w,  x̂ = x·rstd
