@@ -27,6 +27,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "model/llama.h"
+#include "parallel/job_layout.h"
 #include "parallel/runtime.h"
 #include "parallel/topology.h"
 #include "train/metrics.h"
@@ -113,12 +114,18 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
   shard_.pp_rank = rc.pp_rank;
   shard_.stage_starts = cfg.stage_starts;
   layout_ = std::make_unique<ParamLayout>(model_, shard_);
-  LT_CHECK(cfg.global_batch_size % (dp_ * cfg.micro_batch_size) == 0,
-           "train.global_batch_size = {} must be a multiple of data-parallel size ({}) x train.micro_batch_size ({}) "
-           "= {} (try {} or {})",
-           cfg.global_batch_size, dp_, cfg.micro_batch_size, dp_ * cfg.micro_batch_size,
-           cfg.global_batch_size / (dp_ * cfg.micro_batch_size) * dp_ * cfg.micro_batch_size,
-           (cfg.global_batch_size / (dp_ * cfg.micro_batch_size) + 1) * dp_ * cfg.micro_batch_size);
+  // The seed's vocabulary: dp from the world size, micro-batches from the global batch;
+  // a clash is an error that names the numbers and suggests values that work.
+  JobShape shape;
+  shape.procs_per_node = rt.world().size();
+  shape.tp = cfg.tp;
+  shape.pp = cfg.pp;
+  shape.global_batch = cfg.global_batch_size;
+  shape.micro_batch = cfg.micro_batch_size;
+  shape.seq_len = cfg.seq_len;
+  JobLayout job = derive_job_layout(shape, model_);
+  if (rt.world().rank() == 0)
+    for (const auto& w : job.warnings) log::warn("{}", w);
   local_batch_ = cfg.global_batch_size / dp_;
   micro_batches_ = local_batch_ / cfg.micro_batch_size;
 

@@ -127,7 +127,7 @@ TEST(TrainCli, BadInputGivesClearErrors) {
       {"ids >= vocab", "train.steps=3 data.path=" + big_ids, "vocab_size is 67"},
       {"missing data", "train.steps=3 data.path=/nonexistent/tokens.bin", "/nonexistent/tokens.bin"},
       {"unwritable run dir", "train.steps=3 run.dir=/proc/llamatrain_run", "run.dir '/proc/llamatrain_run'"},
-      {"batch", "train.steps=3 train.micro_batch_size=3", "train.global_batch_size = 8 must be a multiple"},
+      {"batch", "train.steps=3 train.micro_batch_size=3", "is not a multiple of micro-batch size 3"},
   };
   for (const auto& c : cases) {
     // Later key=value arguments override earlier ones.
