@@ -6,6 +6,8 @@
 //                                (its step_00000004.tmp/ exists and step_00000004/ does not)
 //   LT_FAULT_RANK=r              the world rank to hit (default: a random local rank,
 //                                LT_FAULT_SEED seeds the choice)
+//   LT_FAULT_HEALTHCHECK_LATER="compute:2"  passed as LT_HEALTHCHECK_FAULT to the health
+//                                checks after the first attempt (a host that turns bad)
 #pragma once
 #include <cstdint>
 #include <random>

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <sstream>
@@ -148,6 +149,7 @@ std::vector<std::string> Supervisor::train_argv(int attempt) const {
 
 HealthResult Supervisor::health_check() {
   HealthResult r;
+  if (!place_.hosts.empty()) write_hostfile(hostfile_path_, place_.hosts, place_.procs_per_node);
   std::vector<std::string> a = mpirun_prefix(o_, place_, hostfile_path_);
   a.insert(a.end(), {o_.self_exe, "healthcheck", "--json", "--tp", std::to_string(cfg_.tp), "--pp",
                      std::to_string(cfg_.pp)});
@@ -157,7 +159,13 @@ HealthResult Supervisor::health_check() {
   log_.event("healthcheck_start", fmt::format("health check of {} ranks: {}", place_.world(), join_command(a)),
              {{"command", a}, {"world", place_.world()}, {"hosts", place_.hosts}});
   auto t0 = Clock::now();
-  pid_t pid = spawn(a, ChildOptions{out, {}});
+  ChildOptions co{out, {}};
+  // Test hook: a host that turns bad during the job (health checks after the first attempt).
+  if (const char* later = std::getenv("LT_FAULT_HEALTHCHECK_LATER"); later && !attempts_.empty())
+    co.env.push_back(std::string("LT_HEALTHCHECK_FAULT=") + later);
+  if (!co.env.empty() && std::find(a.begin(), a.end(), "LT_HEALTHCHECK_FAULT") == a.end())
+    a.insert(a.begin() + 1, {"-x", "LT_HEALTHCHECK_FAULT"});
+  pid_t pid = spawn(a, co);
   int status = -1;
   while (!reap(pid, status)) {
     if (since(t0) > o_.healthcheck_timeout_s || stop_due() != StopReason::none) {
@@ -372,17 +380,23 @@ int Supervisor::run() {
           goto retry;
         }
         std::vector<std::string> bad = place_.hosts.empty() ? h.bad_hosts : hosts_of_ranks(place_, h.bad_ranks);
+        std::vector<std::string> before = place_.hosts;
         try {
           place_ = exclude_hosts(place_, bad, cfg_);
         } catch (const Error& e) {
           return finish(kLaunchFailed, "failed", fmt::format("health check failed ({}); {}", h.detail, e.what()));
         }
         excluded_.insert(excluded_.end(), bad.begin(), bad.end());
+        std::vector<std::string> added;
+        for (const auto& h : place_.hosts)
+          if (std::find(before.begin(), before.end(), h) == before.end()) added.push_back(h);
         log_.event("hosts_excluded",
-                   fmt::format("leaving out {}: continuing on {} nodes x {} procs = {} ranks (dp {})",
-                               fmt::join(bad, ","), place_.nodes, place_.procs_per_node, place_.world(),
-                               place_.world() / (cfg_.tp * cfg_.pp)),
-                   {{"excluded", bad}, {"hosts", place_.hosts}, {"world", place_.world()}}, true);
+                   fmt::format("leaving out {}{}: continuing on {} nodes x {} procs = {} ranks (dp {})",
+                               fmt::join(bad, ","),
+                               added.empty() ? "" : fmt::format(" (spare {} takes its place)", fmt::join(added, ",")),
+                               place_.nodes, place_.procs_per_node, place_.world(), place_.world() / (cfg_.tp * cfg_.pp)),
+                   {{"excluded", bad}, {"spares_used", added}, {"hosts", place_.hosts}, {"world", place_.world()}},
+                   true);
       }
     }
     {
