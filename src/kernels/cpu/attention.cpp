@@ -11,7 +11,7 @@
 namespace lt::cpu {
 
 namespace {
-constexpr int kBq = 32;   // query rows per tile
+constexpr int kBq = 128;  // query rows per forward task (amortises the key-tile transposes)
 constexpr int kBk = 64;   // key rows per tile
 constexpr int kMaxHd = 256;
 
@@ -27,19 +27,40 @@ namespace {
 constexpr int kR = 4;  // query rows processed together: K/V tile loads and dK/dV updates are shared
 
 // Scores of rows r < nr against the transposed key tile: sc[r][j] = Σ_d x_r[d]·kt[d][j].
+// (Rows nr .. kR−1 repeat a valid row and are computed but not used.)
 template <int HD>
 inline void tile_scores(const float* const x[kR], int nr, const float (*kt)[kBk], float (*sc)[kBk], int hd) {
   const int n = HD ? HD : hd;
+#if defined(__AVX512F__)
+  static_assert(kR == 4 && kBk == 64, "the register tile below is 4 rows x 64 keys");
+  __m512 a[kR][4];
+  for (int r = 0; r < kR; ++r)
+    for (int c = 0; c < 4; ++c) a[r][c] = _mm512_setzero_ps();
+  for (int d = 0; d < n; ++d) {
+    const __m512 k0 = _mm512_load_ps(kt[d]), k1 = _mm512_load_ps(kt[d] + 16), k2 = _mm512_load_ps(kt[d] + 32),
+                 k3 = _mm512_load_ps(kt[d] + 48);
+    for (int r = 0; r < kR; ++r) {
+      const __m512 xb = _mm512_set1_ps(x[r][d]);
+      a[r][0] = _mm512_fmadd_ps(xb, k0, a[r][0]);
+      a[r][1] = _mm512_fmadd_ps(xb, k1, a[r][1]);
+      a[r][2] = _mm512_fmadd_ps(xb, k2, a[r][2]);
+      a[r][3] = _mm512_fmadd_ps(xb, k3, a[r][3]);
+    }
+  }
+  for (int r = 0; r < kR; ++r)
+    for (int c = 0; c < 4; ++c) _mm512_store_ps(sc[r] + 16 * c, a[r][c]);
+  (void)nr;
+#else
   for (int r = 0; r < nr; ++r) {
     float* out = sc[r];
-#pragma omp simd aligned(out : 64)
     for (int j = 0; j < kBk; ++j) out[j] = 0.0f;
     for (int d = 0; d < n; ++d) {
       const float xd = x[r][d];
-#pragma omp simd aligned(out : 64)
+#pragma omp simd
       for (int j = 0; j < kBk; ++j) out[j] += xd * kt[d][j];
     }
   }
+#endif
 }
 
 // Forward of query rows i0 .. i0+nr−1 against one key block (online softmax update).
@@ -54,16 +75,46 @@ void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const f
   for (int r = 0; r < nr; ++r) {
     const int jn = std::min(nj, i0 + r - j0 + 1);  // causal: keys j0 .. i
     jmax = std::max(jmax, jn);
+    float* row = sc[r];
     float mx = m[r];
-    for (int j = 0; j < jn; ++j) mx = std::max(mx, sc[r][j]);
+#pragma omp simd aligned(row : 64) reduction(max : mx)
+    for (int j = 0; j < kBk; ++j) {
+      row[j] = j < jn ? row[j] : -std::numeric_limits<float>::infinity();
+      mx = std::max(mx, row[j]);
+    }
     corr[r] = std::exp(m[r] - mx);
-    for (int j = jn; j < kBk; ++j) sc[r][j] = -std::numeric_limits<float>::infinity();
-    exp_shift_scale(sc[r], kBk, mx, 1.0f);
+    exp_shift_scale(row, kBk, mx, 1.0f);
     float sum = 0.0f;
-    for (int j = 0; j < jn; ++j) sum += sc[r][j];
+#pragma omp simd aligned(row : 64) reduction(+ : sum)
+    for (int j = 0; j < kBk; ++j) sum += row[j];
     l[r] = l[r] * corr[r] + sum;
     m[r] = mx;
   }
+#if defined(__AVX512F__)
+  if constexpr (HD > 0 && HD % 16 == 0 && HD <= 64) {
+    // The 4 rows' output accumulators stay in registers across the key loop.
+    constexpr int V = HD / 16;
+    __m512 a[kR][V];
+    for (int r = 0; r < kR; ++r)
+      for (int c = 0; c < V; ++c)
+        a[r][c] = _mm512_mul_ps(_mm512_load_ps(acc[std::min(r, nr - 1)] + 16 * c), _mm512_set1_ps(corr[std::min(r, nr - 1)]));
+    for (int j = 0; j < jmax; ++j) {
+      const float* vj = v + int64_t(j) * ks;
+      const __m512 p0 = _mm512_set1_ps(sc[0][j]), p1 = _mm512_set1_ps(nr > 1 ? sc[1][j] : 0.0f),
+                   p2 = _mm512_set1_ps(nr > 2 ? sc[2][j] : 0.0f), p3 = _mm512_set1_ps(nr > 3 ? sc[3][j] : 0.0f);
+      for (int c = 0; c < V; ++c) {
+        const __m512 vv = _mm512_loadu_ps(vj + 16 * c);
+        a[0][c] = _mm512_fmadd_ps(p0, vv, a[0][c]);
+        a[1][c] = _mm512_fmadd_ps(p1, vv, a[1][c]);
+        a[2][c] = _mm512_fmadd_ps(p2, vv, a[2][c]);
+        a[3][c] = _mm512_fmadd_ps(p3, vv, a[3][c]);
+      }
+    }
+    for (int r = 0; r < nr; ++r)
+      for (int c = 0; c < V; ++c) _mm512_store_ps(acc[r] + 16 * c, a[r][c]);
+    return;
+  }
+#endif
   float a[kR][HD ? HD : kMaxHd];
   for (int r = 0; r < nr; ++r)
 #pragma omp simd
@@ -114,6 +165,50 @@ void bwd_rows(const float* const qi[kR], const float* const doi[kR], float* cons
   const float* o1 = nr > 1 ? doi[1] : o0;
   const float* o2 = nr > 2 ? doi[2] : o0;
   const float* o3 = nr > 3 ? doi[3] : o0;
+#if defined(__AVX512F__)
+  if constexpr (HD > 0 && HD % 16 == 0 && HD <= 64) {
+    // dq of the 4 rows stays in registers across the key loop.
+    constexpr int V = HD / 16;
+    __m512 dqr[kR][V], qv[kR][V], ov[kR][V];
+    for (int c = 0; c < V; ++c) {
+      for (int r = 0; r < kR; ++r) {
+        dqr[r][c] = _mm512_setzero_ps();
+        qv[r][c] = _mm512_loadu_ps(qi[std::min(r, nr - 1)] + 16 * c);
+        ov[r][c] = _mm512_loadu_ps(doi[std::min(r, nr - 1)] + 16 * c);
+      }
+    }
+    for (int j = 0; j < jmax; ++j) {
+      const __m512 p0 = _mm512_set1_ps(p[0][j]), p1 = _mm512_set1_ps(p[1][j]), p2 = _mm512_set1_ps(p[2][j]),
+                   p3 = _mm512_set1_ps(p[3][j]);
+      const __m512 s0 = _mm512_set1_ps(ds[0][j]), s1 = _mm512_set1_ps(ds[1][j]), s2 = _mm512_set1_ps(ds[2][j]),
+                   s3 = _mm512_set1_ps(ds[3][j]);
+      const float* kj = k + int64_t(j) * ks;
+      for (int c = 0; c < V; ++c) {
+        __m512 dvv = _mm512_load_ps(dva[j] + 16 * c);
+        dvv = _mm512_fmadd_ps(p0, ov[0][c], dvv);
+        dvv = _mm512_fmadd_ps(p1, ov[1][c], dvv);
+        dvv = _mm512_fmadd_ps(p2, ov[2][c], dvv);
+        dvv = _mm512_fmadd_ps(p3, ov[3][c], dvv);
+        _mm512_store_ps(dva[j] + 16 * c, dvv);
+        __m512 dkv = _mm512_load_ps(dka[j] + 16 * c);
+        dkv = _mm512_fmadd_ps(s0, qv[0][c], dkv);
+        dkv = _mm512_fmadd_ps(s1, qv[1][c], dkv);
+        dkv = _mm512_fmadd_ps(s2, qv[2][c], dkv);
+        dkv = _mm512_fmadd_ps(s3, qv[3][c], dkv);
+        _mm512_store_ps(dka[j] + 16 * c, dkv);
+        const __m512 kv = _mm512_loadu_ps(kj + 16 * c);
+        dqr[0][c] = _mm512_fmadd_ps(s0, kv, dqr[0][c]);
+        dqr[1][c] = _mm512_fmadd_ps(s1, kv, dqr[1][c]);
+        dqr[2][c] = _mm512_fmadd_ps(s2, kv, dqr[2][c]);
+        dqr[3][c] = _mm512_fmadd_ps(s3, kv, dqr[3][c]);
+      }
+    }
+    for (int r = 0; r < nr; ++r)
+      for (int c = 0; c < V; ++c)
+        _mm512_storeu_ps(dqi[r] + 16 * c, _mm512_add_ps(_mm512_loadu_ps(dqi[r] + 16 * c), dqr[r][c]));
+    return;
+  }
+#endif
   for (int j = 0; j < jmax; ++j) {
     const float p0 = p[0][j], p1 = p[1][j], p2 = p[2][j], p3 = p[3][j];
     const float s0 = ds[0][j], s1 = ds[1][j], s2 = ds[2][j], s3 = ds[3][j];
