@@ -261,8 +261,9 @@ double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, 
         if (tg[r] >= 0) loss += double(ce_lse_[r]) - double(tlogit[r]);
       continue;
     }
-    loss += cpu::ce_loss_and_grad(logits_, R, V, vb, tg, ce_lse_, tlogit, loss_scale);
-    const Mat dlogits = cvt(logits_, R * V, 0);
+    // bf16: the loss kernel writes the logits' gradient straight into conversion buffer 0.
+    loss += cpu::ce_loss_and_grad(logits_, R, V, vb, tg, ce_lse_, tlogit, loss_scale, bf16_ ? cvt_[0] : nullptr);
+    const Mat dlogits{logits_, bf16_ ? cvt_[0] : nullptr};
     mm(dlogits, head, d_ln_ + r0 * D, R, D, V, false, false, false);
     mm(dlogits, lnf, g_.lm_head, V, D, R, true, false, true);
   }

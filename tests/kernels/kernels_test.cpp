@@ -247,6 +247,16 @@ TEST(KernelCrossEntropy, PiecesVsDoubleSoftmax) {
     lse[r] = m[r] + std::log(se[0][r] + se[1][r]);
     tlog[r] = tl[0][r] + tl[1][r];
   }
+  // The bf16-output variant: the same gradient, rounded once (relative error <= 2^-9), logits untouched.
+  std::vector<bf16> gh[2];
+  for (int p = 0; p < 2; ++p) {
+    auto before = part[p];
+    gh[p].resize(part[p].size());
+    double l2 = ce_loss_and_grad(part[p].data(), R, vl[p], vb[p], tg.data(), lse.data(), tlog.data(), scale,
+                                 gh[p].data());
+    EXPECT_GT(l2, 0.0);
+    EXPECT_EQ(part[p], before);
+  }
   double loss = 0;
   for (int p = 0; p < 2; ++p)
     loss += ce_loss_and_grad(part[p].data(), R, vl[p], vb[p], tg.data(), lse.data(), tlog.data(), scale);
@@ -262,6 +272,7 @@ TEST(KernelCrossEntropy, PiecesVsDoubleSoftmax) {
       double gr = tg[r] < 0 ? 0.0 : scale * (std::exp(double(logits[r * Vfull + j]) - z) - (j == tg[r]));
       int p = j < 18 ? 0 : 1;
       EXPECT_NEAR(part[p][r * vl[p] + j - vb[p]], gr, 1e-6) << r << "," << j;
+      EXPECT_NEAR(bf16_to_float(gh[p][r * vl[p] + j - vb[p]]), gr, 1e-6 + std::fabs(gr) / 256) << r << "," << j;
     }
   }
   EXPECT_NEAR(loss, loss_r, 1e-5 * std::fabs(loss_r));

@@ -8,5 +8,7 @@
 namespace lt::cpu {
 
 void to_bf16(const float* x, bf16* y, int64_t n);
+// The same on the calling thread only (for use inside parallel regions).
+void to_bf16_serial(const float* x, bf16* y, int64_t n);
 
 }  // namespace lt::cpu

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/bf16.h"
+
 namespace lt::cpu {
 
 // mx[r] = max_j logits[r, j]
@@ -17,7 +19,9 @@ void ce_row_sumexp(const float* logits, int64_t R, int V, int vocab_begin, const
 // In place: logits → scale · (softmax − onehot(target)) with lse[r] = mx[r] + log(sumexp[r]);
 // rows with an ignored target become 0. Returns Σ_r (lse[r] − tlogit[r]) over non-ignored rows
 // (tlogit already summed over ranks), in double.
+// With `grad_bf16` set, the gradient goes there rounded to bf16 instead (logits are left as they
+// are): the bf16 LM-head backward then skips a separate conversion pass over R×V.
 double ce_loss_and_grad(float* logits, int64_t R, int V, int vocab_begin, const int32_t* targets, const float* lse,
-                        const float* tlogit, float scale);
+                        const float* tlogit, float scale, bf16* grad_bf16 = nullptr);
 
 }  // namespace lt::cpu
