@@ -116,6 +116,7 @@ class Supervisor {
   json attempts_ = json::array();
   std::vector<std::string> excluded_;
   int retries_ = 0;
+  int jobs_started_ = 0;  // training attempts started (health checks not counted)
   std::string hostfile_path_;
   std::optional<Clock::time_point> failed_at_;
 };
@@ -161,7 +162,7 @@ HealthResult Supervisor::health_check() {
   auto t0 = Clock::now();
   ChildOptions co{out, {}};
   // Test hook: a host that turns bad during the job (health checks after the first attempt).
-  if (const char* later = std::getenv("LT_FAULT_HEALTHCHECK_LATER"); later && !attempts_.empty())
+  if (const char* later = std::getenv("LT_FAULT_HEALTHCHECK_LATER"); later && jobs_started_ > 0)
     co.env.push_back(std::string("LT_HEALTHCHECK_FAULT=") + later);
   if (!co.env.empty() && std::find(a.begin(), a.end(), "LT_HEALTHCHECK_FAULT") == a.end())
     a.insert(a.begin() + 1, {"-x", "LT_HEALTHCHECK_FAULT"});
@@ -257,6 +258,7 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
                          join_command(argv)),
              {{"attempt", attempt}, {"command", argv}, {"world", place_.world()}, {"resume_step", resume_step}});
   faults_.new_attempt();
+  ++jobs_started_;
   auto t0 = Clock::now();
   pid_t pid = spawn(argv);
   int64_t step = -1, first_step = -1;

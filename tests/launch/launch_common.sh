@@ -54,3 +54,14 @@ no_leftovers() {
 json_field() {  # json_field <file> <key>: a top-level number or string of the --json summary
   sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1
 }
+# attempt_field <launch.log> <attempt> <key>: a number from that attempt's attempt_end record.
+attempt_field() {
+  grep "\"attempt\":$2,.*\"event\":\"attempt_end\"" "$1" | sed -n "s/.*\"$3\":\([0-9-]*\).*/\1/p" | head -1
+}
+# resumed_from_previous <launch.log> <attempt>: that attempt resumed from the newest complete
+# checkpoint the attempt before it left (and that one existed).
+resumed_from_previous() {
+  local prev
+  prev=$(attempt_field "$1" $(($2 - 1)) checkpoint_step)
+  [ -n "$prev" ] && [ "$prev" -gt 0 ] && [ "$(attempt_field "$1" "$2" resume_step)" = "$prev" ]
+}

@@ -15,9 +15,10 @@ check "launch with two killed ranks exits 0" [ $rc -eq 0 ]
 check "two faults were injected" [ "$(grep -c '"event":"fault_injected"' "$WORK/faulty/launch.log")" -eq 2 ]
 check "two retries" [ "$(json_field "$WORK/summary.json" retries)" = 2 ]
 check "final step 10" [ "$(json_field "$WORK/summary.json" final_step)" = 10 ]
-# Each restart resumes from the newest checkpoint before its kill (every 2 steps: 2, then 6).
-check "restarts resumed from checkpoints 2 and 6" \
-  [ "$(grep -o '"resume_step": [0-9-]*' "$WORK/summary.json" | tr -d ' ' | tr '\n' ' ')" = '"resume_step":-1 "resume_step":2 "resume_step":6 ' ]
+# Each restart resumes from the newest checkpoint before its kill (usually 2, then 6).
+check "restart 1 resumed from the newest checkpoint" resumed_from_previous "$WORK/faulty/launch.log" 2
+check "restart 2 resumed from the newest checkpoint" resumed_from_previous "$WORK/faulty/launch.log" 3
+grep -o '"resume_step": [0-9-]*' "$WORK/summary.json" | tr '\n' ' ' | sed 's/^/  /;s/$/\n/'
 check "health check ran before each attempt" [ "$(grep -c '"event":"healthcheck_ok"' "$WORK/faulty/launch.log")" -eq 3 ]
 check "final weights and optimizer state byte-identical to the uninterrupted run" \
   same_weights "$WORK/ref/checkpoints/step_00000010" "$WORK/faulty/checkpoints/step_00000010"
