@@ -125,11 +125,14 @@ uploaded=$(grep -c 'uploaded checkpoint' "$OUT/launch_console.log" || true)
 retries=$(jnum "$OUT/launch.json" retries)
 faults=$(grep -c '"event":"fault_injected"' "$OUT/run/launch.log" || true)
 events=$(ls "$OUT/run/tensorboard" | wc -l)
+# What the S3 server holds now: the newest checkpoint.keep, each complete (its DONE object).
+remote=$(cd "$OUT/s3/data/ckpt/demo" 2>/dev/null && ls -d step_*/DONE._S3rver_object 2>/dev/null | sed 's|/.*||' | tr '\n' ' ' | sed 's/ $//')
 phase "summary"
 cat <<EOF
   held-out loss (validation split, $(jnum "$OUT/eval_after.json" tokens) tokens): before $before  ->  after $after
   training: $STEPS steps x 16 x 256 tokens, tp2 x pp2, $tps tokens/s (4 ranks on $(getconf _NPROCESSORS_ONLN) cores)
-  checkpoints written: $saved (uploaded to s3://ckpt/demo: $uploaded); injected failures: $faults; retries: $retries
+  checkpoints written: $saved, uploaded: $uploaded; complete in s3://ckpt/demo now: ${remote:-none}
+  injected worker failures: $faults; retries: $retries (launch summary: $OUT/launch.json)
   TensorBoard: $events event files  ->  tensorboard --logdir $OUT/run/tensorboard
   Hugging Face model: $OUT/hf     sample: $OUT/sample.txt     launch log: $OUT/run/launch.log
   total time: $(( $(date +%s) - T0 )) s
