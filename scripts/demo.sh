@@ -126,7 +126,7 @@ retries=$(jnum "$OUT/launch.json" retries)
 faults=$(grep -c '"event":"fault_injected"' "$OUT/run/launch.log" || true)
 events=$(ls "$OUT/run/tensorboard" | wc -l)
 # What the S3 server holds now: the newest checkpoint.keep, each complete (its DONE object).
-remote=$(cd "$OUT/s3/data/ckpt/demo" 2>/dev/null && ls -d step_*/DONE._S3rver_object 2>/dev/null | sed 's|/.*||' | tr '\n' ' ' | sed 's/ $//')
+remote=$(cd "$OUT/s3/data/ckpt/demo" 2>/dev/null && ls -d step_*/DONE._S3rver_object 2>/dev/null | sed 's|/.*||' | tr '\n' ' ' | sed 's/ $//' || true)
 phase "summary"
 cat <<EOF
   held-out loss (validation split, $(jnum "$OUT/eval_after.json" tokens) tokens): before $before  ->  after $after
