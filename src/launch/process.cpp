@@ -41,6 +41,9 @@ pid_t spawn(const std::vector<std::string>& argv, const ChildOptions& o) {
   }
   if (pid == 0) {
     setpgid(0, 0);
+    // If the launcher itself dies (SIGKILL, OOM killer), mpirun gets SIGTERM and takes the
+    // job down (the ranks save and stop), instead of training on unsupervised.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -20,7 +20,7 @@ struct ChildOptions {
 };
 
 // fork + exec of argv[0] (searched on PATH). Throws when the fork fails; an exec failure
-// shows up as exit status 127.
+// shows up as exit status 127. The child gets SIGTERM when the launcher dies.
 pid_t spawn(const std::vector<std::string>& argv, const ChildOptions& o = {});
 
 // Non-blocking: true when `pid` has ended; `status` gets its exit code, or 128 + signal.

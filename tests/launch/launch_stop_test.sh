@@ -35,6 +35,16 @@ wait $pid
 rc=$?
 check "SIGTERM to the launcher: exit 85 (got $rc)" [ $rc -eq 85 ]
 check "with a checkpoint" [ -f "$WORK/sig/checkpoints/latest" ]
+
+# The launcher SIGKILLed: mpirun gets SIGTERM (parent-death signal) and the job ends too.
+"$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --no-healthcheck $(job "$WORK/orphan" 1000 checkpoint.every=500) \
+  2> "$WORK/orphan.log" &
+pid=$!
+for _ in $(seq 1 120); do [ -f "$WORK/orphan/heartbeat.json" ] && break; sleep 0.5; done
+kill -KILL $pid
+wait $pid 2>/dev/null
+for _ in $(seq 1 60); do pgrep -f "run.dir=$WORK/orphan" >/dev/null || break; sleep 0.5; done
+check "launcher SIGKILLed: its job ends as well" no_leftovers
 check "no process left behind" no_leftovers
 [ $fail -eq 0 ] || tail -n 30 "$WORK/run.log" "$WORK/sig.log"
 exit $fail
