@@ -31,10 +31,8 @@ if [ -z "${LLAMATRAIN:-}" ]; then
   phase "1/9 install dependencies (scripts/setup.sh)"
   bash scripts/setup.sh
   phase "2/9 build llamatrain"
-  # scripts/build.sh builds every target (tests and benchmarks too); the demo needs only the
-  # binary, so it configures the same build/ directory the same way and builds one target.
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C build llamatrain
+  # The demo needs only the binary (scripts/build.sh with no target builds tests and benchmarks too).
+  bash scripts/build.sh llamatrain
   LLAMATRAIN=$ROOT/build/llamatrain
 fi
 LT=$LLAMATRAIN
