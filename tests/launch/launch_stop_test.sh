@@ -4,7 +4,7 @@
 # Usage: bash launch_stop_test.sh <llamatrain> <source-dir>
 source "$2/tests/launch/launch_common.sh" "$1" "$2"
 
-launch --no-healthcheck --max-run 8s --json $(job "$WORK/run" 1000 checkpoint.every=500) \
+launch --no-healthcheck --max-run 12s --json $(job "$WORK/run" 1000 checkpoint.every=500) \
   > "$WORK/summary.json" 2> "$WORK/run.log"
 rc=$?
 check "wall-clock limit: exit 86 (got $rc)" [ $rc -eq 86 ]
