@@ -47,11 +47,12 @@ JobLayout derive_job_layout(const JobShape& s) {
       if (d % s.pp == 0) tps.push_back(d / s.pp);
       if (d % s.tp == 0) pps.push_back(d / s.tp);
     }
+    std::string alt;
+    if (!tps.empty()) alt += fmt::format(", or with pp = {} a tp in {{{}}}", s.pp, join(tps));
+    if (!pps.empty()) alt += fmt::format(", or with tp = {} a pp in {{{}}}", s.tp, join(pps));
     fail("job: world size {} ({} nodes x {} processes per node) is not a multiple of tp x pp = {} x {} = {}, so "
-         "data parallelism would not be whole. Use a world size that is a multiple of {} (e.g. {} processes), or with "
-         "pp = {} a tp in {{{}}}, or with tp = {} a pp in {{{}}}",
-         l.world, s.nodes, s.procs_per_node, s.tp, s.pp, mp, mp, nearest_multiples(l.world, mp), s.pp, join(tps), s.tp,
-         join(pps));
+         "data parallelism would not be whole. Use a world size that is a multiple of {} (e.g. {} processes){}",
+         l.world, s.nodes, s.procs_per_node, s.tp, s.pp, mp, mp, nearest_multiples(l.world, mp), alt);
   }
   l.dp = l.world / mp;
   const int unit = l.dp * s.micro_batch;  // the global batch must be a multiple of this

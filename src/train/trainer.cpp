@@ -68,7 +68,8 @@ class Trainer {
   void restore_or_init();
   void load_checkpoint_state(const CheckpointRef& ref);
   void setup_remote();
-  void write_heartbeat() const;
+  void write_heartbeat(const char* phase) const;
+  void write_exit_status(int status) const;
   void build_micro_batches(const int32_t* samples, int count, int32_t* inputs, int32_t* targets) const;
   double train_step(double lr, double& grad_norm, bool& skipped);
   void reduce_gradients();
@@ -231,16 +232,24 @@ void Trainer::setup_remote() {
 }
 
 // <run.dir>/heartbeat.json: the launcher's hang watchdog reads the step and time.
-void Trainer::write_heartbeat() const {
+// "phase" is "start" once the weights are loaded, then "train" after every step.
+void Trainer::write_heartbeat(const char* phase) const {
   std::string path = cfg_.run_dir + "/heartbeat.json";
   std::string tmp = path + ".tmp";
   if (std::FILE* f = std::fopen(tmp.c_str(), "w")) {
-    std::fprintf(f, "{\"step\": %lld, \"time\": %.3f, \"pid\": %d}\n", (long long)step_,
+    std::fprintf(f, "{\"step\": %lld, \"time\": %.3f, \"pid\": %d, \"phase\": \"%s\"}\n", (long long)step_,
                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(),
-                 int(getpid()));
+                 int(getpid()), phase);
     std::fclose(f);
     std::rename(tmp.c_str(), path.c_str());
   }
+}
+
+// <run.dir>/exit.json: how this process ended (0 done, 85 stopped after saving), so a
+// launcher that only sees mpirun's status (e.g. mpirun itself was signalled) can tell.
+void Trainer::write_exit_status(int status) const {
+  json j = {{"status", status}, {"step", step_}, {"steps", cfg_.steps}};
+  write_file_atomic(cfg_.run_dir + "/exit.json", j.dump() + "\n");
 }
 
 void Trainer::restore_or_init() {
@@ -429,12 +438,23 @@ int Trainer::run(const TrainOptions& opts) {
   setup_data();
   setup_remote();
   restore_or_init();
-  std::unique_ptr<MetricsSink> metrics;
   if (is_log_rank()) {
-    metrics = std::make_unique<MetricsSink>(cfg_.run_dir, step_);
+    std::error_code ec;
+    std::filesystem::remove(cfg_.run_dir + "/exit.json", ec);
+    write_heartbeat("start");
   }
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGINT, on_stop_signal);
+  // A stop asked for while loading: nothing new to save.
+  int64_t early_stop = g_stop_signal.load();
+  world.all_reduce_sum(&early_stop, 1);
+  if (early_stop) {
+    if (is_log_rank()) {
+      log::warn("stop signal received while starting: exiting at step {} without training", step_);
+      write_exit_status(kExitStopped);
+    }
+    return kExitStopped;
+  }
+  std::unique_ptr<MetricsSink> metrics;
+  if (is_log_rank()) metrics = std::make_unique<MetricsSink>(cfg_.run_dir, step_);
   const int64_t tokens_per_step = int64_t(cfg_.global_batch_size) * cfg_.seq_len;
   const double flops_per_step = model_.flops_per_token(cfg_.seq_len) * double(tokens_per_step);
   const double peak = peak_flops(cfg_.precision) * omp_get_max_threads() * world.size();
@@ -508,7 +528,7 @@ int Trainer::run(const TrainOptions& opts) {
       double el = evaluate();
       if (metrics) metrics->eval(step_, el);
     }
-    if (is_log_rank()) write_heartbeat();
+    if (is_log_rank()) write_heartbeat("train");
     int64_t stop = g_stop_signal.load();
     world.all_reduce_sum(&stop, 1);
     bool last = step_ == cfg_.steps;
@@ -528,6 +548,7 @@ int Trainer::run(const TrainOptions& opts) {
               {"wall_s", run_timer.seconds()}};
     if (metrics) metrics->summary(s);
     if (opts.json) std::printf("%s\n", s.dump().c_str());
+    write_exit_status(exit_code);
   }
   return exit_code;
 }
@@ -537,6 +558,9 @@ int Trainer::run(const TrainOptions& opts) {
 int run_training(const RunConfig& cfg, const TrainOptions& opts) {
   RuntimeOptions ro;
   Runtime rt(ro);
+  // Installed before anything slow, so a stop during start-up is seen (and acted on) too.
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGINT, on_stop_signal);
   if (rt.distributed()) log::set_rank(rt.world().rank());
   int threads = cfg.threads;
   if (threads <= 0 && std::getenv("OMP_NUM_THREADS")) threads = omp_get_max_threads();
