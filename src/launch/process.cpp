@@ -109,6 +109,18 @@ int rank_of(pid_t pid) {
 }
 }  // namespace
 
+namespace {
+// Children this process already had when it started are not ours to kill: a shell running
+// `llamatrain launch ... 2> >(tee log)` forks the `tee` from the launcher's process before exec.
+std::set<pid_t> children_at_start() {
+  std::set<pid_t> out;
+  for (const auto& [pid, ppid] : process_parents())
+    if (ppid == getpid()) out.insert(pid);
+  return out;
+}
+const std::set<pid_t> g_inherited = children_at_start();
+}  // namespace
+
 std::vector<pid_t> descendants() {
   auto parents = process_parents();
   std::set<pid_t> mine{getpid()};
@@ -116,7 +128,7 @@ std::vector<pid_t> descendants() {
   while (grew) {
     grew = false;
     for (const auto& [pid, ppid] : parents)
-      if (mine.count(ppid) && mine.insert(pid).second) grew = true;
+      if (mine.count(ppid) && !(ppid == getpid() && g_inherited.count(pid)) && mine.insert(pid).second) grew = true;
   }
   mine.erase(getpid());
   return {mine.begin(), mine.end()};
