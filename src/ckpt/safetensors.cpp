@@ -201,10 +201,14 @@ void SafetensorsFile::release(const TensorInfo& t) const {
 
 // ---- writer ----
 
-struct SafetensorsWriter::HashState {
+namespace {
+struct HashStateHolder {
   XXH64_state_t* s = XXH64_createState();
-  ~HashState() { XXH64_freeState(s); }
+  ~HashStateHolder() { XXH64_freeState(s); }
 };
+}  // namespace
+
+struct SafetensorsWriter::HashState : HashStateHolder {};
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> tensors,
                                      std::map<std::string, std::string> metadata)
@@ -294,10 +298,29 @@ FileDigest SafetensorsWriter::finish() {
 }
 
 FileDigest digest_file(const std::string& path) {
-  MappedFile m(path);
+  // Streamed through a small buffer: mapping the file would count every page of a
+  // multi-GB shard in this process's resident set.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open {}: {}", path, std::strerror(errno));
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  HashStateHolder h;
+  XXH64_reset(h.s, 0);
+  std::vector<uint8_t> buf(4 << 20);
   FileDigest d;
-  d.size = m.size();
-  d.xxh64 = XXH64(m.data(), m.size(), 0);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      fail("cannot read {}: {}", path, std::strerror(e));
+    }
+    if (n == 0) break;
+    XXH64_update(h.s, buf.data(), size_t(n));
+    d.size += uint64_t(n);
+  }
+  ::close(fd);
+  d.xxh64 = XXH64_digest(h.s);
   return d;
 }
 
