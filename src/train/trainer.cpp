@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <limits>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -97,7 +99,9 @@ class Trainer {
   LrSchedule sched_;
   int64_t step_ = 0, tokens_seen_ = 0, checkpoints_written_ = 0, nan_skipped_ = 0, rollbacks_ = 0;
   std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set
-  double pipe_wait_s_ = 0, timed_step_s_ = 0;  // over counted steps, for <run.dir>/ranks/
+  double pipe_wait_s_ = 0, timed_step_s_ = 0;
+  // LT_FAULT_NAN_AT_STEP=k: the gradient of step k becomes NaN (tests of train.nan_policy).
+  int64_t fault_nan_step_ = std::getenv("LT_FAULT_NAN_AT_STEP") ? std::atoll(std::getenv("LT_FAULT_NAN_AT_STEP")) : -1;  // over counted steps, for <run.dir>/ranks/
   void write_rank_stats(int64_t steps) const;
 };
 
@@ -317,6 +321,11 @@ double Trainer::train_step(double lr, double& grad_norm, bool& skipped) {
   double loss_sum = pipe_->train(inputs_.as<int32_t>(), targets_.as<int32_t>(), float(1.0 / double(counted)));
   pipe_wait_s_ += pipe_->wait_seconds();
   reduce_gradients();
+  if (fault_nan_step_ == step_ + 1) {  // test hook: a poisoned gradient, as a diverging run makes
+    float* g = opt_->zero1() ? grad_shard_.as<float>() : grads_.as<float>() + opt_->begin();
+    g[0] = std::numeric_limits<float>::quiet_NaN();
+    fault_nan_step_ = -1;  // once
+  }
 
   // Loss: summed on the last stage's tp rank 0 of every replica, gathered everywhere.
   const auto& rc = groups_->coords();
@@ -482,19 +491,6 @@ int Trainer::run(const TrainOptions& opts) {
         log::warn("step {}: non-finite loss {} or gradient norm {} (policy {}; {} so far)", step_, loss, gnorm,
                   cfg_.nan_policy, nan_skipped_);
       LT_CHECK(cfg_.nan_policy != "fail", "step {}: non-finite loss or gradient norm (train.nan_policy = fail)", step_);
-      if (cfg_.nan_policy == "rollback") {
-        // Back to the last checkpoint's weights and optimizer state; the data position keeps
-        // moving forward, so the batches that diverged are not replayed.
-        std::optional<CheckpointRef> ref;
-        int64_t at = -1;
-        if (world.rank() == 0)
-          if ((ref = find_latest_checkpoint(cfg_.checkpoint_dir))) at = ref->meta.step;
-        world.broadcast(&at, sizeof at, 0);
-        LT_CHECK(at >= 0, "step {}: non-finite loss and no checkpoint to roll back to", step_);
-        load_checkpoint_state(open_checkpoint(cfg_.checkpoint_dir, at, Verify::sizes));
-        ++rollbacks_;
-        continue;
-      }
     }
     if (std::isnan(first_loss)) first_loss = loss;
     last_loss = loss;
@@ -523,6 +519,18 @@ int Trainer::run(const TrainOptions& opts) {
       r.eta_s = stats.mean() * double(cfg_.steps - step_);
       r.skipped = skipped;
       metrics->step(r, step_ % cfg_.log_every == 0 || step_ == cfg_.steps);
+    }
+    if (skipped && cfg_.nan_policy == "rollback") {
+      // Back to the last checkpoint's weights and optimizer state; the data position keeps
+      // moving forward, so the batches that diverged are not replayed.
+      int64_t at = -1;
+      if (world.rank() == 0)
+        if (auto ref = find_latest_checkpoint(cfg_.checkpoint_dir)) at = ref->meta.step;
+      world.broadcast(&at, sizeof at, 0);
+      LT_CHECK(at >= 0, "step {}: non-finite loss and no checkpoint to roll back to", step_);
+      load_checkpoint_state(open_checkpoint(cfg_.checkpoint_dir, at, Verify::sizes));
+      ++rollbacks_;
+      continue;
     }
     if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) {
       double el = evaluate();

@@ -98,6 +98,36 @@ TEST(TrainCli, ContinualPretrainingStartsFromGivenWeights) {
   EXPECT_LT(cont[0], base[0]) << "continued run should start below a random init";
 }
 
+TEST(TrainCli, NonFiniteGradientsFollowTheNanPolicy) {
+  TinyRun t("train_nan");
+  // skip: the update of step 3 is dropped, training goes on.
+  auto skip = run_cmd("LT_FAULT_NAN_AT_STEP=3 " + t.train("skip", "train.steps=5 train.micro_batch_size=4 --json"));
+  ASSERT_EQ(skip.status, 0) << skip.output;
+  auto steps = test::read_steps((t.dir / "skip").string());
+  ASSERT_EQ(steps.size(), 5u);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    EXPECT_EQ(steps[i]["skipped"].get<bool>(), i == 2) << "step " << i + 1;
+    EXPECT_EQ(steps[i]["grad_norm"].is_null(), i == 2) << "step " << i + 1;
+  }
+  EXPECT_NE(skip.output.find("\"nan_skipped\":1"), std::string::npos) << skip.output;
+  // rollback: back to the step-4 checkpoint's weights and optimizer state, then on to the end.
+  auto rb = run_cmd("LT_FAULT_NAN_AT_STEP=5 " +
+                    t.train("rollback", "train.steps=7 train.micro_batch_size=4 checkpoint.every=2 train.nan_policy=rollback --json"));
+  ASSERT_EQ(rb.status, 0) << rb.output;
+  EXPECT_NE(rb.output.find("\"rollbacks\":1"), std::string::npos) << rb.output;
+  EXPECT_NE(rb.output.find("loaded"), std::string::npos) << rb.output;
+  auto rsteps = test::read_steps((t.dir / "rollback").string());
+  ASSERT_EQ(rsteps.size(), 8u);  // step 5 twice: the poisoned one, then again after the rollback
+  EXPECT_EQ(rsteps[4]["step"].get<int>(), 5);
+  EXPECT_TRUE(rsteps[4]["skipped"].get<bool>());
+  EXPECT_EQ(rsteps[5]["step"].get<int>(), 5);
+  EXPECT_FALSE(rsteps[5]["skipped"].get<bool>());
+  // fail: a clear error and a non-zero exit.
+  auto fl = run_cmd("LT_FAULT_NAN_AT_STEP=2 " + t.train("fail", "train.steps=4 train.nan_policy=fail"));
+  EXPECT_EQ(fl.status, 1) << fl.output;
+  EXPECT_NE(fl.output.find("train.nan_policy = fail"), std::string::npos) << fl.output;
+}
+
 struct BadCase {
   const char* name;
   std::string extra;
