@@ -97,9 +97,8 @@ trap - EXIT
 
 # ---------------------------------------------------------------------------------------------
 phase "7/9 convert: newest checkpoint -> Hugging Face directory (safetensors + config.json + tokenizer)"
-# Hugging Face loaders look for the SentencePiece model under the name tokenizer.model.
-cp "$TOK" "$OUT/tokenizer.model"
-"$LT" convert --to hf --input "$OUT/run/checkpoints" --output "$OUT/hf" --tokenizer "$OUT/tokenizer.model" --json \
+# The SentencePiece model goes in as tokenizer.model, with a tokenizer_config.json for transformers.
+"$LT" convert --to hf --input "$OUT/run/checkpoints" --output "$OUT/hf" --tokenizer "$TOK" --json \
   > "$OUT/convert_hf.json"
 ls "$OUT/hf"
 

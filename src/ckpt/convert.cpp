@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "data/tokenizer.h"
 
 namespace lt {
 
@@ -149,11 +150,37 @@ HfExportResult convert_to_hf(const TensorSource& src, const std::string& out_dir
   write_file_atomic((fs::path(out_dir) / "config.json").string(), hf_config_json(c, torch_dtype_name(dtype)));
   json gen = {{"_from_model_config", true}, {"bos_token_id", 1}, {"eos_token_id", 2}};
   write_file_atomic((fs::path(out_dir) / "generation_config.json").string(), gen.dump(2) + "\n");
+  // Tokenizer files go in under the names transformers looks for: a SentencePiece model as
+  // tokenizer.model, a tokenizers JSON as tokenizer.json; other files (tokenizer_config.json,
+  // special_tokens_map.json) keep their names. Without a tokenizer_config.json one is written.
+  bool have_config = false;
+  std::unique_ptr<Tokenizer> tok;
   for (const auto& t : opt.tokenizer_files) {
     LT_CHECK(fs::is_regular_file(t), "convert: tokenizer file '{}' does not exist", t);
+    std::string name = fs::path(t).filename().string();
+    if (name == "tokenizer_config.json") have_config = true;
+    if (name != "tokenizer_config.json" && name != "special_tokens_map.json") {
+      tok = open_tokenizer(t);  // also checks that it is a tokenizer
+      name = tok->kind() == "sentencepiece" ? "tokenizer.model" : "tokenizer.json";
+    }
     std::error_code ec;
-    fs::copy_file(t, fs::path(out_dir) / fs::path(t).filename(), fs::copy_options::overwrite_existing, ec);
+    fs::copy_file(t, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
     LT_CHECK(!ec, "convert: cannot copy '{}' to {}: {}", t, out_dir, ec.message());
+  }
+  if (tok && !have_config) {
+    auto piece = [&](int id, const char* def) { return id >= 0 && id < tok->vocab_size() ? tok->piece(id) : std::string(def); };
+    json cfg = {{"tokenizer_class", "LlamaTokenizer"},
+                {"bos_token", piece(tok->bos_id(), "<s>")},
+                {"eos_token", piece(tok->eos_id(), "</s>")},
+                {"unk_token", piece(0, "<unk>")},
+                {"add_bos_token", true},
+                {"add_eos_token", false},
+                {"legacy", true},
+                {"clean_up_tokenization_spaces", false},
+                {"model_max_length", c.max_seq_len}};
+    write_file_atomic((fs::path(out_dir) / "tokenizer_config.json").string(), cfg.dump(2) + "\n");
+    json special = {{"bos_token", cfg["bos_token"]}, {"eos_token", cfg["eos_token"]}, {"unk_token", cfg["unk_token"]}};
+    write_file_atomic((fs::path(out_dir) / "special_tokens_map.json").string(), special.dump(2) + "\n");
   }
   return res;
 }

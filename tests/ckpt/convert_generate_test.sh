@@ -13,7 +13,7 @@ grep -q '"tp": 2' "$WORK/c1.json"
 test -f "$WORK/ckpt/step_00000000/DONE"
 test "$(cat "$WORK/ckpt/latest")" = step_00000000
 "$BIN" convert --to hf --input "$WORK/ckpt" --output "$WORK/hf" --tokenizer "$ASSETS/tok512.model" --json > "$WORK/c2.json"
-test -f "$WORK/hf/config.json" && test -f "$WORK/hf/model.safetensors" && test -f "$WORK/hf/tok512.model"
+test -f "$WORK/hf/config.json" && test -f "$WORK/hf/model.safetensors" && test -f "$WORK/hf/tokenizer.model" && test -f "$WORK/hf/tokenizer_config.json"
 
 # Greedy from BOS through every model format: the text llama2.c prints.
 for model in "$ASSETS/stories260K.bin" "$WORK/ckpt" "$WORK/hf"; do

@@ -51,7 +51,9 @@ TEST(Convert, HfBf16ShardedRoundTripThroughTp2Pp2) {
   EXPECT_EQ(r.total_bytes, 144000u);  // the fixture index's total_size
   EXPECT_TRUE(fs::exists(dir / "hf" / "model.safetensors.index.json"));
   EXPECT_TRUE(fs::exists(dir / "hf" / "generation_config.json"));
-  EXPECT_TRUE(fs::exists(dir / "hf" / "tok512.model"));
+  // Under the names transformers looks for, with a tokenizer_config.json written for it.
+  EXPECT_TRUE(fs::exists(dir / "hf" / "tokenizer.model"));
+  EXPECT_TRUE(fs::exists(dir / "hf" / "tokenizer_config.json"));
   auto cfg = nlohmann::json::parse(read_file((dir / "hf" / "config.json").string()));
   EXPECT_EQ(cfg["torch_dtype"], "bfloat16");
   EXPECT_EQ(cfg["architectures"][0], "LlamaForCausalLM");

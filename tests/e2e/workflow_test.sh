@@ -95,8 +95,7 @@ remote_same() {
 check "remote checkpoint step 16 complete and identical to the local one" remote_same
 
 # --- convert back to Hugging Face, generate, eval -------------------------------------------
-cp "$TOK" "$WORK/tokenizer.model"
-"$LT" convert --to hf --input "$WORK/run/checkpoints" --output "$WORK/hf" --tokenizer "$WORK/tokenizer.model" \
+"$LT" convert --to hf --input "$WORK/run/checkpoints" --output "$WORK/hf" --tokenizer "$TOK" \
   > /dev/null 2> "$WORK/convert_hf.log"
 check "convert --to hf exits 0" [ $? -eq 0 ]
 check "HF directory has config.json, safetensors and tokenizer.model" \
