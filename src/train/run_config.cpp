@@ -33,7 +33,7 @@ const KeySpec kRunKeys[] = {
     {"train.micro_batch_size", Type::Int, "1", "sequences per forward/backward pass"},
     {"train.seq_len", Type::Int, nullptr, "tokens per sequence"},
     {"train.seed", Type::Int, "1234", "seed for init and data order"},
-    {"train.precision", Type::String, "fp32", "fp32 (bf16: see docs/PERFORMANCE.md)"},
+    {"train.precision", Type::String, "fp32", "fp32, or bf16 (bf16 GEMMs with fp32 accumulation and fp32 master weights)"},
     {"train.recompute", Type::Bool, "false", "full activation recomputation per layer"},
     {"train.log_every", Type::Int, "1", "console line every N steps"},
     {"train.threads", Type::Int, "0", "OpenMP threads per rank (0 = cores / local ranks)"},

@@ -107,8 +107,6 @@ class Trainer {
 
 Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
   model_ = resolve_model_config(cfg.model);
-  LT_CHECK(cfg.precision == "fp32",
-           "config key 'train.precision' = {}: only fp32 is implemented in this build (bf16 is planned)", cfg.precision);
   groups_ = std::make_unique<ProcessGroups>(rt.world(), cfg.tp, cfg.pp);
   const auto& d = groups_->dims();
   const auto& rc = groups_->coords();
@@ -149,6 +147,7 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
   so.micro_batch = cfg.micro_batch_size;
   so.seq_len = cfg.seq_len;
   so.recompute = cfg.recompute;
+  so.precision = parse_precision(cfg.precision);
   so.slots = PipelineSchedule::slots_needed(d.pp, rc.pp_rank, micro_batches_);
   if (d.tp > 1) tp_ops_ = std::make_unique<CommTpOps>(groups_->tp());
   stage_ = std::make_unique<LlamaStage>(*layout_, so, weights_.as<float>(), grads_.as<float>(), tp_ops_.get());
@@ -318,6 +317,7 @@ double Trainer::train_step(double lr, double& grad_norm, bool& skipped) {
   LT_CHECK(counted > 0, "step {}: the global batch has no target tokens", step_);
 
   std::memset(grads_.data(), 0, grads_.size());
+  stage_->refresh_weights();  // bf16: the compute copy of the weights the last update changed
   double loss_sum = pipe_->train(inputs_.as<int32_t>(), targets_.as<int32_t>(), float(1.0 / double(counted)));
   pipe_wait_s_ += pipe_->wait_seconds();
   reduce_gradients();
@@ -410,6 +410,7 @@ double Trainer::evaluate() {
       in.as<int32_t>()[int64_t(b) * T + t] = samples.as<int32_t>()[int64_t(b) * L + t];
       tg.as<int32_t>()[int64_t(b) * T + t] = t + 1 < L ? samples.as<int32_t>()[int64_t(b) * L + t + 1] : -1;
     }
+  stage_->refresh_weights();
   double sum = pipe_->evaluate(in.as<int32_t>(), tg.as<int32_t>(), per_rank / mbs);
   double vals[2] = {groups_->last_stage() && groups_->coords().tp_rank == 0 ? sum : 0.0, 0.0};
   for (int64_t i = 0; i < int64_t(per_rank) * T; ++i) vals[1] += tg.as<int32_t>()[i] >= 0;
