@@ -94,6 +94,18 @@ remote_same() {
 }
 check "remote checkpoint step 16 complete and identical to the local one" remote_same
 
+# The local checkpoint directory is lost: `train` restores the newest complete remote
+# checkpoint (as SageMaker does) and resumes it, here on one process (tp2 x pp2 -> tp1 x pp1).
+rm -rf "$WORK/run/checkpoints"
+OMP_NUM_THREADS=2 "$LT" train model=stories260k data.path="$WORK/data" run.dir="$WORK/run" train.steps=20 \
+  train.global_batch_size=8 train.micro_batch_size=2 train.seq_len=64 optim.lr=3e-3 optim.min_lr=3e-4 \
+  optim.warmup_steps=2 optim.decay_steps=16 checkpoint.every=4 checkpoint.keep=2 checkpoint.remote=s3://ckpt/e2e \
+  > /dev/null 2> "$WORK/restore.log"
+check "train after losing the local checkpoints exits 0" [ $? -eq 0 ]
+check "restored step 16 from S3" grep -q "restored .*step_00000016 from s3://ckpt/e2e" "$WORK/restore.log"
+check "resumed at step 16 under another layout" grep -q "loaded .*step 16, saved at tp2 pp2" "$WORK/restore.log"
+check "finished at step 20" [ "$(cat "$WORK/run/checkpoints/latest")" = step_00000020 ]
+
 # --- convert back to Hugging Face, generate, eval -------------------------------------------
 "$LT" convert --to hf --input "$WORK/run/checkpoints" --output "$WORK/hf" --tokenizer "$TOK" \
   > /dev/null 2> "$WORK/convert_hf.log"
