@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include "ckpt/checkpoint.h"
 #include "ckpt/remote_store.h"
@@ -368,6 +369,10 @@ void Trainer::save_checkpoint() {
   } else if (rc.dp_rank == 0) {
     write_optim_shard(tmp, *layout_, 0, 1, 0, total, w, opt_->exp_avg(), opt_->exp_avg_sq());
   }
+  // Test hook: LT_FAULT_SAVE_DELAY_S holds every save open (shards written, not yet final) so a
+  // fault-injection test can kill a rank mid-save reliably.
+  if (const char* d = std::getenv("LT_FAULT_SAVE_DELAY_S"))
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(d)));
   world.barrier();
   if (world.rank() == 0) {
     CheckpointMeta m;

@@ -31,10 +31,15 @@ less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 start=$(date +%s)
 
 # --- S3-compatible server (real signature checks), owned by this test -------------------------
+# A free port now can be taken before the server binds it (tests run in parallel): try a few.
 port=$((20000 + $$ % 20000))
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break; port=$((port + 1)); done
-S3RVER_OWNER_PID=$$ S3RVER_NPM_DIR="$(pwd)/s3rver-npm" bash "$SRC/scripts/s3rver.sh" start "$WORK/s3" "$port"
-check "S3 server started" [ $? -eq 0 ]
+s3ok=0
+for attempt in 1 2 3 4 5; do
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break; port=$((port + 1)); done
+  S3RVER_OWNER_PID=$$ S3RVER_NPM_DIR="$(pwd)/s3rver-npm" bash "$SRC/scripts/s3rver.sh" start "$WORK/s3" "$port" && { s3ok=1; break; }
+  port=$((port + 97))
+done
+check "S3 server started" [ $s3ok -eq 1 ]
 trap 'bash "$SRC/scripts/s3rver.sh" stop "$WORK/s3" >/dev/null 2>&1' EXIT
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret AWS_REGION=us-east-1
 

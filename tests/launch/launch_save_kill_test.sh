@@ -7,7 +7,7 @@ source "$2/tests/launch/launch_common.sh" "$1" "$2"
 launch --no-healthcheck $(job "$WORK/ref" 6 checkpoint.every=2) 2> "$WORK/ref.log"
 check "uninterrupted run exits 0" [ $? -eq 0 ]
 
-LT_FAULT_KILL_IN_SAVE=4 launch --no-healthcheck --backoff 0 --json $(job "$WORK/faulty" 6 checkpoint.every=2) \
+LT_FAULT_SAVE_DELAY_S=1 LT_FAULT_KILL_IN_SAVE=4 launch --no-healthcheck --backoff 0 --json $(job "$WORK/faulty" 6 checkpoint.every=2) \
   > "$WORK/summary.json" 2> "$WORK/faulty.log"
 check "launch with a rank killed mid-save exits 0" [ $? -eq 0 ]
 check "the kill landed while step 4 was being written (step_00000004.tmp present, step_00000004 absent)" \
