@@ -4,7 +4,7 @@
 #        needed only to regenerate reference fixtures and run comparison benchmarks)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
-      libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+      libdnnl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
       libspdlog-dev libfmt-dev libopenmpi-dev openmpi-bin libprotobuf-dev protobuf-compiler
       libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev
       )
