@@ -4,7 +4,7 @@
 # Usage: bash launch_stop_test.sh <llamatrain> <source-dir>
 source "$2/tests/launch/launch_common.sh" "$1" "$2"
 
-launch --no-healthcheck --max-run 12s --json $(job "$WORK/run" 1000 checkpoint.every=500) \
+launch --no-healthcheck --max-run 12s --json $(job "$WORK/run" 1000000 checkpoint.every=500) \
   > "$WORK/summary.json" 2> "$WORK/run.log"
 rc=$?
 check "wall-clock limit: exit 86 (got $rc)" [ $rc -eq 86 ]
@@ -25,7 +25,7 @@ check "and reached step $target" [ -d "$WORK/run/checkpoints/$(printf 'step_%08d
 
 # SIGTERM to the launcher itself (a scheduler's time limit, Ctrl-C): exit 85 with a checkpoint.
 # (the binary itself in the background, not the shell function: $! must be the launcher)
-"$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --no-healthcheck $(job "$WORK/sig" 1000 checkpoint.every=500) \
+"$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --no-healthcheck $(job "$WORK/sig" 1000000 checkpoint.every=500) \
   2> "$WORK/sig.log" &
 pid=$!
 for _ in $(seq 1 120); do [ -f "$WORK/sig/heartbeat.json" ] && break; sleep 0.5; done
@@ -37,7 +37,7 @@ check "SIGTERM to the launcher: exit 85 (got $rc)" [ $rc -eq 85 ]
 check "with a checkpoint" [ -f "$WORK/sig/checkpoints/latest" ]
 
 # The launcher SIGKILLed: mpirun gets SIGTERM (parent-death signal) and the job ends too.
-"$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --no-healthcheck $(job "$WORK/orphan" 1000 checkpoint.every=500) \
+"$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --no-healthcheck $(job "$WORK/orphan" 1000000 checkpoint.every=500) \
   2> "$WORK/orphan.log" &
 pid=$!
 for _ in $(seq 1 120); do [ -f "$WORK/orphan/heartbeat.json" ] && break; sleep 0.5; done
