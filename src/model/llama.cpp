@@ -131,13 +131,12 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
     // Buffer 0 also takes the head's logits gradient; 1 and 2 only activations.
     const int64_t act = round16(std::max(N * std::max({D, Q, F}), int64_t(16)));
     const int64_t cap0 = std::max(act, round16(head_rows_ * ld_.vocab));
-    wh_ = Buffer(layout.total() * sizeof(bf16));
     bf16_work_ = Buffer(size_t(cap0 + 2 * act) * sizeof(bf16));
     cvt_[0] = bf16_work_.as<bf16>();
     cvt_[1] = cvt_[0] + cap0;
     cvt_[2] = cvt_[1] + act;
-    refresh_weights();
   }
+  plan_packed();
 }
 
 Precision parse_precision(const std::string& name) {
@@ -147,11 +146,46 @@ Precision parse_precision(const std::string& name) {
 }
 
 void LlamaStage::refresh_weights() {
-  if (bf16_) cpu::to_bf16(weights_, wh_.as<bf16>(), int64_t(layout_.total()));
+  for (auto& [key, g] : packed_) g->pack(key.first);
+  packed_fresh_ = true;
 }
 
-LlamaStage::Mat LlamaStage::wmat(const float* w) const {
-  return {w, bf16_ ? wh_.as<bf16>() + (w - weights_) : nullptr};
+LlamaStage::Mat LlamaStage::wmat(const float* w) const { return {w, nullptr, true}; }
+
+void LlamaStage::plan_packed() {
+  struct Use {
+    const float* w;
+    int64_t M, N, K;
+    bool tb;
+    int64_t tail;
+  };
+  std::vector<Use> uses;
+  // A Linear layer's forward x·W^T and input gradient dy·W.
+  auto linear = [&](const float* w, int64_t rows, int64_t out, int64_t in, int64_t tail) {
+    uses.push_back({w, rows, out, in, true, tail});
+    uses.push_back({w, rows, in, out, false, tail});
+  };
+  for (const LayerWeights& w : w_.layers) {
+    linear(w.wq, N_, qdim_, D_, 0);
+    linear(w.wk, N_, kvdim_, D_, 0);
+    linear(w.wv, N_, kvdim_, D_, 0);
+    linear(w.wo, N_, D_, qdim_, 0);
+    linear(w.w_gate, N_, F_, D_, 0);
+    linear(w.w_up, N_, F_, D_, 0);
+    linear(w.w_down, N_, D_, F_, 0);
+  }
+  if (layout_.last_stage()) linear(w_.lm_head, head_rows_, ld_.vocab, D_, N_ % head_rows_);
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (const Use& u : uses) {
+    auto g = std::make_unique<cpu::PackedGemm>(u.M, u.N, u.K, u.tb, bf16_, u.tail);
+    offsets.push_back(total);
+    total += (g->packed_bytes() + 63) / 64 * 64;
+    packed_[{u.w, u.tb}] = std::move(g);
+  }
+  packed_store_ = Buffer(std::max<size_t>(total, 64));
+  for (size_t i = 0; i < uses.size(); ++i)
+    packed_[{uses[i].w, uses[i].tb}]->bind(static_cast<char*>(packed_store_.data()) + offsets[i]);
 }
 
 LlamaStage::Mat LlamaStage::cvt(const float* x, int64_t n, int buf) {
@@ -161,6 +195,13 @@ LlamaStage::Mat LlamaStage::cvt(const float* x, int64_t n, int buf) {
 }
 
 void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc) {
+  if (B.weight && !ta) {
+    if (!packed_fresh_) refresh_weights();
+    auto it = packed_.find({B.f, tb});
+    LT_CHECK(it != packed_.end(), "stage: no packed copy planned for this weight GEMM");
+    if (bf16_ && !A.h) A = cvt(A.f, M * K, 0);
+    return it->second->run(bf16_ ? static_cast<const void*>(A.h) : A.f, C, M, acc);
+  }
   if (!bf16_) return matmul(A.f, B.f, C, M, N, K, ta, tb, acc);
   if (!A.h) A = cvt(A.f, M * K, 0);
   if (!B.h) B = cvt(B.f, K * N, 1);
@@ -170,9 +211,12 @@ void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, boo
 void LlamaStage::logits(int slot, float* out) const {
   LT_CHECK(layout_.last_stage(), "logits: only the last pipeline stage has the LM head");
   const float* lnf = slots_[size_t(slot)].lnf;
-  if (!bf16_) return matmul(lnf, w_.lm_head, out, N_, ld_.vocab, D_, false, true, false);
-  auto* self = const_cast<LlamaStage*>(this);  // conversion scratch only
-  self->mm(self->cvt(lnf, int64_t(N_) * D_, 2), wmat(w_.lm_head), out, N_, ld_.vocab, D_, false, true, false);
+  auto* self = const_cast<LlamaStage*>(this);  // conversion scratch and packed weights only
+  for (int64_t r0 = 0; r0 < N_; r0 += head_rows_) {  // the head's chunks: its packed shapes
+    const int64_t R = std::min<int64_t>(head_rows_, N_ - r0);
+    self->mm(self->cvt(lnf + r0 * D_, R * D_, 2), wmat(w_.lm_head), out + r0 * ld_.vocab, R, ld_.vocab, D_, false,
+             true, false);
+  }
 }
 
 const float* LlamaStage::output(int slot) const { return slots_[size_t(slot)].x_final; }

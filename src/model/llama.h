@@ -15,9 +15,12 @@
 // points (Megatron's f and g); the default does nothing (one rank).
 // Gradient convention: parameter gradients accumulate (+=) across micro-batches.
 //
+// Weight GEMMs read packed copies of the weights (oneDNN's blocked layout for each GEMM shape,
+// made on first use; refresh_weights() re-packs them after each change of the weights).
+//
 // Precision bf16 (mixed precision as GPU training does it): every GEMM takes bf16 inputs and
-// accumulates in fp32 (oneDNN, AVX512_BF16); the stage keeps a bf16 copy of the fp32 master
-// weights, refreshed by refresh_weights() after each optimizer step; GEMM activation inputs
+// accumulates in fp32 (oneDNN, AVX512_BF16); the packed weight copies are bf16 (rounded to
+// nearest even from the fp32 master weights); GEMM activation inputs
 // (normed x, attention output, SwiGLU output, and the gradients fed to GEMMs) are rounded to
 // bf16 just before the GEMM. Norms, RoPE, softmax/attention, the residual stream, the loss and
 // every parameter gradient stay fp32.
@@ -26,8 +29,13 @@
 #include <string>
 #include <vector>
 
+#include <map>
+#include <memory>
+#include <utility>
+
 #include "core/bf16.h"
 #include "core/buffer.h"
+#include "kernels/cpu/gemm.h"
 #include "model/layout.h"
 
 namespace lt {
@@ -61,9 +69,9 @@ class LlamaStage {
   LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
              TensorParallelOps* tp = nullptr);
 
-  // bf16: copy the fp32 weights into the stage's bf16 copy. Call once after construction /
-  // loading and after every change of the weights (each optimizer step), before forward.
-  // fp32: does nothing.
+  // Re-pack the GEMM copies of the weights (bf16 mode: converting them to bf16). Call after
+  // every change of the weights once the stage has run (each optimizer step, a reload), before
+  // forward; weights set before the first forward need no call.
   void refresh_weights();
 
   // Forward of one micro-batch into activation slot `slot`.
@@ -100,8 +108,9 @@ class LlamaStage {
   struct Mat {
     const float* f;
     const bf16* h;
+    bool weight = false;  // a weight of this stage: its GEMMs read a packed copy
   };
-  Mat wmat(const float* w) const;                           // a weight (bf16 copy if any)
+  Mat wmat(const float* w) const;                           // a weight (its GEMMs read the packed copy)
   Mat cvt(const float* x, int64_t n, int buf);               // bf16 mode: convert into buffer `buf`
   void mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc);
   void layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out);
@@ -120,7 +129,14 @@ class LlamaStage {
   Buffer acts_, work_;
   float* weights_;
   bool bf16_ = false;
-  Buffer wh_, bf16_work_;  // bf16 weight copy; conversion buffers: 0 = A, 1 = B, 2 = shared
+  // Packed copies of the weights: one per (weight, orientation), planned at construction in
+  // one buffer, packed before the first GEMM and re-packed by refresh_weights(); bf16 mode
+  // keeps no other bf16 copy of the weights.
+  void plan_packed();
+  std::map<std::pair<const float*, bool>, std::unique_ptr<cpu::PackedGemm>> packed_;
+  Buffer packed_store_;
+  bool packed_fresh_ = false;
+  Buffer bf16_work_;  // conversion buffers: 0 = A, 1 = B, 2 = shared
   bf16* cvt_[3] = {};
   std::vector<Slot> slots_;
   LayerActs recompute_{};  // shared workspace when recomputing

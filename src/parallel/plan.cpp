@@ -36,6 +36,21 @@ double device_peak_flops(const std::string& device, const std::string& precision
   fail("plan: unknown device '{}' (known: cpu, h100, h200, trn1)", device);
 }
 
+// Parameters of a stage that GEMMs read: every matrix but the embedding table, which is read
+// by the LM head when the two are tied on this stage.
+int64_t gemm_weight_params(const ParamLayout& layout) {
+  int64_t n = 0;
+  bool head = false;
+  for (const auto& p : layout.params()) {
+    if (p.kind == ParamKind::lm_head) head = true;
+    if (p.kind != ParamKind::embedding && p.kind != ParamKind::norm) n += int64_t(p.numel);
+  }
+  if (layout.last_stage() && !head)
+    for (const auto& p : layout.params())
+      if (p.kind == ParamKind::embedding) n += int64_t(p.numel);
+  return n;
+}
+
 double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
                               int in_flight, bool recompute, bool sequence_parallel, int bytes_per_value) {
   ShardSpec s;
@@ -142,10 +157,18 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     m.params = int64_t(layout.total());
     m.in_flight = std::min(L.pp - st, L.micro_batches);
     const double P = double(m.params), shard = std::ceil(P / (o.zero1 ? L.dp : 1));
-    m.weights = (bf16 ? 2.0 : 4.0) * P;
     m.gradients = 4.0 * P;
     if (o.zero1 && L.dp > 1) m.gradients += 4.0 * shard;  // the reduce-scattered gradient range
-    m.optimizer = (bf16 ? 12.0 : 8.0) * shard;
+    if (o.device == "cpu") {
+      // The CPU trainer computes from its fp32 weights (they are the master copy) and keeps a
+      // packed copy of every GEMM weight per orientation (forward, input gradient); bf16 in
+      // bf16 mode (LlamaStage).
+      m.weights = 4.0 * P + (bf16 ? 4.0 : 8.0) * double(gemm_weight_params(layout));
+      m.optimizer = 8.0 * shard;
+    } else {
+      m.weights = (bf16 ? 2.0 : 4.0) * P;
+      m.optimizer = (bf16 ? 12.0 : 8.0) * shard;
+    }
     m.activations_full = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, false,
                                                 o.sequence_parallel, act_bytes);
     m.activations_recompute = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, true,

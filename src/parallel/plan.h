@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/layout.h"
 #include "parallel/job_layout.h"
 
 namespace lt {
@@ -90,6 +91,8 @@ struct TrainPlan {
 // Per-rank peak FLOP/s of a device for a precision; throws listing the devices.
 double device_peak_flops(const std::string& device, const std::string& precision, int cores_per_rank);
 TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o);
+// Parameters of a stage that its GEMMs read (the CPU trainer keeps packed copies of them).
+int64_t gemm_weight_params(const ParamLayout& layout);
 // Activation bytes of one stage's LlamaStage buffers (see above), for tests and the trainer.
 double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
                               int in_flight, bool recompute, bool sequence_parallel, int bytes_per_value);

@@ -318,7 +318,7 @@ double Trainer::train_step(double lr, double& grad_norm, bool& skipped) {
   LT_CHECK(counted > 0, "step {}: the global batch has no target tokens", step_);
 
   std::memset(grads_.data(), 0, grads_.size());
-  stage_->refresh_weights();  // bf16: the compute copy of the weights the last update changed
+  stage_->refresh_weights();  // the packed GEMM copies of the weights the last update changed
   double loss_sum = pipe_->train(inputs_.as<int32_t>(), targets_.as<int32_t>(), float(1.0 / double(counted)));
   pipe_wait_s_ += pipe_->wait_seconds();
   reduce_gradients();

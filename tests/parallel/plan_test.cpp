@@ -104,7 +104,10 @@ TEST(Plan, SingleRankFp32ByHand) {
   ASSERT_EQ(p.stages.size(), 1u);
   const StageMemory& m = p.stages[0];
   EXPECT_EQ(m.params, c.num_params());
-  EXPECT_DOUBLE_EQ(m.weights, 4.0 * m.params);
+  // fp32 weights + packed GEMM copies (forward and input-gradient orientation, 4 B each) of
+  // q, o [64,64], k, v [32,64], gate, up, down [128,64] per layer and the untied head [301,64].
+  const double gemm = 5 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 128 * 64) + 301 * 64;
+  EXPECT_DOUBLE_EQ(m.weights, 4.0 * m.params + 8.0 * gemm);
   EXPECT_DOUBLE_EQ(m.optimizer, 8.0 * m.params);
   // Per layer, N = 2*64 tokens: 4 N·D + 2 N + 2 N·Q + 2 N·KV + N·H + 3 N·F floats, plus 256 pad.
   const double N = 128, D = 64, Q = 64, KV = 32, H = 8, F = 128;

@@ -45,6 +45,7 @@ TEST_P(AdamWFixtureTest, TenStepsMatchPyTorch) {
     EXPECT_NEAR(lr, ref_lrs[s], 1e-6 * ref_lrs[s]) << "lr at step " << s;
     double c = clip / (norm + 1e-6);
     opt.update(w.as<float>(), g.as<float>(), lr, c < 1.0 ? float(c) : 1.0f, s + 1);
+    stage.refresh_weights();
   }
   for (const auto& p : layout.params()) {
     auto ref = fx.f32("final." + p.name);

@@ -1,5 +1,8 @@
 #include "kernels/cpu/gemm.h"
 
+#include "core/buffer.h"
+#include "core/error.h"
+
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -76,6 +79,81 @@ void run(const Key& k, const void* A, const void* B, float* C) {
 }
 
 }  // namespace
+
+struct PackedGemm::Impl {
+  struct Rows {  // the primitives of one row count
+    int64_t M = 0;
+    dnnl::matmul prim[2];  // [accumulate]
+    std::unordered_map<int, dnnl::memory> args;  // built once: run() allocates nothing
+    dnnl::memory a, c;
+  };
+  Rows rows[2];  // M, M_tail
+  size_t bytes = 0;
+  dnnl::memory::desc packed_desc;
+  dnnl::memory packed, plain_w;  // the packed weight; the fp32 weight as it lies in memory
+  dnnl::reorder to_packed;
+};
+
+PackedGemm::PackedGemm(int64_t M, int64_t N, int64_t K, bool trans_b, bool bf16, int64_t M_tail) : impl_(new Impl) {
+  using dt = dnnl::memory::data_type;
+  using dims = dnnl::memory::dims;
+  LT_CHECK(M > 0 && N > 0 && K > 0 && M_tail >= 0, "packed GEMM: bad shape {}x{}x{} (tail {})", M, N, K, M_tail);
+  Impl& p = *impl_;
+  const dt in = bf16 ? dt::bf16 : dt::f32;
+  dnnl::primitive_attr acc;
+  dnnl::post_ops po;
+  po.append_sum(1.0f);
+  acc.set_post_ops(po);
+  for (int i = 0; i < 2; ++i) {
+    const int64_t m = i == 0 ? M : M_tail;
+    if (m == 0) continue;
+    dnnl::memory::desc a({m, K}, in, dims{K, 1});
+    dnnl::memory::desc c({m, N}, dt::f32, dims{N, 1});
+    if (i == 0) {  // oneDNN picks the weight layout for the main shape; the rest must read it
+      dnnl::memory::desc any({K, N}, in, dnnl::memory::format_tag::any);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, any, c), engine());
+      p.packed_desc = pd.weights_desc();
+    }
+    Impl::Rows& r = p.rows[i];
+    r.M = m;
+    r.prim[0] = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, p.packed_desc, c), engine()));
+    r.prim[1] = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, p.packed_desc, c), acc, engine()));
+    r.a = dnnl::memory(a, engine(), nullptr);
+    r.c = dnnl::memory(c, engine(), nullptr);
+  }
+  p.bytes = p.packed_desc.get_size();
+  p.plain_w = dnnl::memory(dnnl::memory::desc({K, N}, dt::f32, trans_b ? dims{1, K} : dims{N, 1}), engine(), nullptr);
+}
+
+PackedGemm::~PackedGemm() { delete impl_; }
+
+size_t PackedGemm::packed_bytes() const { return impl_->bytes; }
+
+void PackedGemm::bind(void* storage) {
+  Impl& p = *impl_;
+  p.packed = dnnl::memory(p.packed_desc, engine(), storage);
+  p.to_packed = dnnl::reorder(p.plain_w, p.packed);
+  for (auto& r : p.rows)
+    if (r.M > 0) r.args = {{DNNL_ARG_SRC, r.a}, {DNNL_ARG_WEIGHTS, p.packed}, {DNNL_ARG_DST, r.c}};
+}
+
+void PackedGemm::pack(const float* w) {
+  Impl& p = *impl_;
+  LT_CHECK(p.packed, "packed GEMM: pack() before bind()");
+  p.plain_w.set_data_handle(const_cast<float*>(w));
+  p.to_packed.execute(stream(), p.plain_w, p.packed);
+  stream().wait();
+}
+
+void PackedGemm::run(const void* A, float* C, int64_t M, bool accumulate) {
+  Impl& p = *impl_;
+  Impl::Rows& r = M == p.rows[0].M ? p.rows[0] : p.rows[1];
+  LT_CHECK(r.M == M && p.packed, "packed GEMM: {} rows, planned for {} and {}", M, p.rows[0].M, p.rows[1].M);
+  r.a.set_data_handle(const_cast<void*>(A));
+  r.c.set_data_handle(C);
+  r.prim[accumulate ? 1 : 0].execute(stream(), r.args);
+  stream().wait();
+}
 
 void matmul(const float* A, const float* B, float* C, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
             bool accumulate) {
