@@ -11,7 +11,9 @@ pkgs=(build-essential cmake ninja-build pkg-config
 # Node.js + npm only serve the S3 test server; install them only when absent.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [ "${1:-}" = "--with-python" ]; then
-  pkgs+=(python3-torch python3-sentencepiece python3-numpy python3-protobuf libgoogle-perftools4)
+  # libopenblas0-pthread: PyTorch's fp32 GEMMs go through the libblas alternative; without it
+  # they run on the reference BLAS (~3 GFLOP/s).
+  pkgs+=(python3-torch python3-sentencepiece python3-numpy python3-protobuf libgoogle-perftools4 libopenblas0-pthread)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
