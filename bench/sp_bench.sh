@@ -13,11 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT_DIR:-$root/out/sp_bench}
 rm -rf "$out"; mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
-/usr/bin/python3 - "$out/tokens.bin" <<'PY'
-import sys, random, array
-random.seed(0)
-open(sys.argv[1], 'wb').write(array.array('H', (random.randrange(32000) for _ in range(300000))).tobytes())
-PY
+/usr/bin/python3 "$root/bench/random_tokens.py" "$out/tokens.bin"  # the data of parallel_bench.sh
 common="model=stories15m data.path=$out/tokens.bin train.seq_len=256 train.global_batch_size=8 \
 train.micro_batch_size=1 train.steps=$steps optim.warmup_steps=1 checkpoint.every=1000000"
 for name in tp2 tp2_sp tp2pp2 tp2pp2_sp; do
