@@ -492,10 +492,11 @@ int Trainer::run(const TrainOptions& opts) {
   const double flops_per_step = model_.flops_per_token(cfg_.seq_len) * double(tokens_per_step);
   const double peak = peak_flops(cfg_.precision) * omp_get_max_threads() * world.size();
   if (is_log_rank())
-    log::info("training {} ({:.2f}M params) for {} steps: tp{} pp{} dp{}, {} micro-batches of {} x {} tokens per "
+    log::info("training {} ({:.2f}M params) for {} steps: tp{} pp{} dp{}{}, {} micro-batches of {} x {} tokens per "
               "replica, {} threads per rank",
-              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, shard_.tp, shard_.pp, dp_, micro_batches_,
-              cfg_.micro_batch_size, cfg_.seq_len, omp_get_max_threads());
+              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, shard_.tp, shard_.pp, dp_,
+              stage_->sequence_parallel() ? " sequence-parallel" : "", micro_batches_, cfg_.micro_batch_size,
+              cfg_.seq_len, omp_get_max_threads());
   const int64_t first_step = step_;
   StepStats stats;
   Timer run_timer;

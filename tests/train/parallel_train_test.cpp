@@ -146,6 +146,7 @@ TEST(ParallelTrain, SequenceParallelMatchesOneProcess) {
   for (const auto& l : layouts) {
     auto r = s.mpi(l.np, l.name, 12, l.extra);
     ASSERT_EQ(r.status, 0) << l.name << "\n" << r.output;
+    EXPECT_NE(r.output.find(" sequence-parallel, "), std::string::npos) << l.name << "\n" << r.output;
     expect_same_run(s, "single", l.name, 1e-5, 1e-5);
   }
   for (const char* run : {"tp2_sp", "tp2pp2_sp_recompute"}) {
