@@ -136,6 +136,19 @@ TEST(Plan, BadInputs) {
   o.efficiency = 0.4;
   o.shape.seq_len = 0;
   EXPECT_THROW(make_train_plan(tiny(), o), Error);
+  // Sequence parallelism splits each micro-batch's 63 tokens over tp = 2: not whole.
+  o.shape = {1, 8, 2, 1, 8, 1, 63};
+  o.sequence_parallel = true;
+  try {
+    make_train_plan(tiny(), o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--mbs x --seq = 63 tokens per micro-batch divisible by --tp = 2"),
+              std::string::npos)
+        << e.what();
+  }
+  o.shape.seq_len = 64;
+  EXPECT_NO_THROW(make_train_plan(tiny(), o));
 }
 
 }  // namespace lt
