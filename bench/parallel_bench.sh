@@ -14,13 +14,7 @@ out=${OUT_DIR:-$root/out/parallel_bench}
 rm -rf "$out"; mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
 # Data: random ids of the Llama vocabulary (the shape, not the text, matters here).
-/usr/bin/python3 - "$out/tokens.bin" <<'PY'
-import sys, random
-random.seed(0)
-import array
-a = array.array('H', (random.randrange(32000) for _ in range(300000)))
-open(sys.argv[1], 'wb').write(a.tobytes())
-PY
+/usr/bin/python3 "$root/bench/random_tokens.py" "$out/tokens.bin"
 common="model=stories15m data.path=$out/tokens.bin train.seq_len=256 train.global_batch_size=8 \
 train.micro_batch_size=1 train.steps=$steps optim.warmup_steps=1 checkpoint.every=1000000"
 run() {  # name np threads extra

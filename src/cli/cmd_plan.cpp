@@ -137,7 +137,8 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--recompute", o->recompute, "Activation recomputation")
       ->check(CLI::IsMember({"full", "none"}))
       ->capture_default_str();
-  cmd->add_flag("--sequence-parallel", p.sequence_parallel, "Shard N x D activations over tp");
+  cmd->add_flag("--sequence-parallel", p.sequence_parallel,
+                "Sequence parallelism (parallel.sequence_parallel): residual stream and norms sharded over tp");
   cmd->add_option("--precision", p.precision, "Training precision")
       ->check(CLI::IsMember({"bf16", "fp32"}))
       ->capture_default_str();

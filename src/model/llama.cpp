@@ -47,18 +47,27 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   qdim_ = ld_.n_heads * hd_;
   kvdim_ = ld_.n_kv_heads * hd_;
   F_ = ld_.hidden;
-  const int64_t N = N_, D = D_, Q = qdim_, KV = kvdim_, F = F_, Hl = ld_.n_heads;
+  const int tp_size = layout.shard().tp;
+  sp_ = opt.sequence_parallel && tp_size > 1;
+  LT_CHECK(!sp_ || N_ % tp_size == 0,
+           "parallel.sequence_parallel: train.micro_batch_size x train.seq_len = {} x {} = {} tokens per micro-batch "
+           "must be divisible by parallel.tp = {}",
+           B_, T_, N_, tp_size);
+  Nl_ = sp_ ? N_ / tp_size : N_;
+  // Nr: rows of the residual stream and the norms (split over tp with sequence parallelism).
+  const int64_t N = N_, Nr = Nl_, D = D_, Q = qdim_, KV = kvdim_, F = F_, Hl = ld_.n_heads;
   const int nl = layout.layers().end - layout.layers().begin;
   const bool last = layout.last_stage();
   head_rows_ = last ? std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max(1, ld_.vocab))) : 0;
 
   // Sizes of one layer's full activation record.
-  const int64_t layer_full = 2 * N * D + N + N * Q + 2 * N * KV + N * Q + N * Hl + 2 * N * D + N + 3 * N * F;
+  const int64_t layer_full = 2 * Nr * D + Nr + N * Q + 2 * N * KV + N * Q + N * Hl + 2 * Nr * D + Nr + 3 * N * F;
   auto round16 = [](int64_t n) { return (n + 15) / 16 * 16; };
-  int64_t per_slot = round16(N) /*tokens*/ + 2 * round16(N * D) + round16(N);
-  per_slot += nl * (opt.recompute ? round16(N * D) : layer_full + 16 * 16);
+  int64_t per_slot = round16(N) /*tokens*/ + 2 * round16(Nr * D) + round16(Nr);
+  per_slot += nl * (opt.recompute ? round16(Nr * D) : layer_full + 16 * 16);
   int64_t acts_floats = per_slot * opt.slots;
-  int64_t work_floats = (opt.recompute ? layer_full + 16 * 16 + round16(N * D) : 0) + 2 * round16(N * D) +
+  int64_t work_floats = (opt.recompute ? layer_full + 16 * 16 + round16(Nr * D) : 0) + round16(Nr * D) +
+                        round16(N * D) + (sp_ ? round16(N * D) : 0) +
                         2 * round16(N * Q) + 2 * round16(N * KV) + 3 * round16(N * F) +
                         round16(head_rows_ * ld_.vocab) + 4 * round16(head_rows_) + 2 * round16(T_ * hd_ / 2);
   acts_ = Buffer(size_t(acts_floats) * sizeof(float));
@@ -73,17 +82,17 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   };
   auto full_layer = [&](float*& p) {
     LayerActs a;
-    a.x = take(p, N * D);
-    a.ln1 = take(p, N * D);
-    a.rstd1 = take(p, N);
+    a.x = take(p, Nr * D);
+    a.ln1 = take(p, Nr * D);
+    a.rstd1 = take(p, Nr);
     a.q = take(p, N * Q);
     a.k = take(p, N * KV);
     a.v = take(p, N * KV);
     a.att = take(p, N * Q);
     a.lse = take(p, N * Hl);
-    a.x_mid = take(p, N * D);
-    a.ln2 = take(p, N * D);
-    a.rstd2 = take(p, N);
+    a.x_mid = take(p, Nr * D);
+    a.ln2 = take(p, Nr * D);
+    a.rstd2 = take(p, Nr);
     a.gate = take(p, N * F);
     a.up = take(p, N * F);
     a.h = take(p, N * F);
@@ -91,7 +100,7 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   };
   if (opt.recompute) {
     recompute_ = full_layer(wp);
-    recompute_out_ = take(wp, N * D);
+    recompute_out_ = take(wp, Nr * D);
   }
   slots_.resize(size_t(opt.slots));
   for (auto& s : slots_) {
@@ -99,18 +108,19 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
     for (int l = 0; l < nl; ++l) {
       if (opt.recompute) {
         LayerActs a{};
-        a.x = take(ap, N * D);
+        a.x = take(ap, Nr * D);
         s.layers.push_back(a);
       } else {
         s.layers.push_back(full_layer(ap));
       }
     }
-    s.x_final = take(ap, N * D);
-    s.lnf = take(ap, N * D);
-    s.rstdf = take(ap, N);
+    s.x_final = take(ap, Nr * D);
+    s.lnf = take(ap, Nr * D);
+    s.rstdf = take(ap, Nr);
   }
-  d_res_ = take(wp, N * D);
+  d_res_ = take(wp, Nr * D);
   d_ln_ = take(wp, N * D);
+  if (sp_) full_ = take(wp, N * D);
   d_q_ = take(wp, N * Q);
   d_att_ = take(wp, N * Q);
   d_k_ = take(wp, N * KV);
@@ -137,6 +147,13 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
     cvt_[2] = cvt_[1] + act;
   }
   plan_packed();
+}
+
+void TensorParallelOps::all_gather_rows(const float* local, float* full, int64_t n_local) {
+  if (full != local) std::memcpy(full, local, sizeof(float) * size_t(n_local));
+}
+void TensorParallelOps::reduce_scatter_rows(const float* full, float* local, int64_t n_local) {
+  if (full != local) std::memcpy(local, full, sizeof(float) * size_t(n_local));
 }
 
 Precision parse_precision(const std::string& name) {
@@ -210,8 +227,8 @@ void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, boo
 
 void LlamaStage::logits(int slot, float* out) const {
   LT_CHECK(layout_.last_stage(), "logits: only the last pipeline stage has the LM head");
-  const float* lnf = slots_[size_t(slot)].lnf;
-  auto* self = const_cast<LlamaStage*>(this);  // conversion scratch and packed weights only
+  auto* self = const_cast<LlamaStage*>(this);  // gather and conversion scratch, packed weights
+  const float* lnf = self->gather_rows(slots_[size_t(slot)].lnf);
   for (int64_t r0 = 0; r0 < N_; r0 += head_rows_) {  // the head's chunks: its packed shapes
     const int64_t R = std::min<int64_t>(head_rows_, N_ - r0);
     self->mm(self->cvt(lnf + r0 * D_, R * D_, 2), wmat(w_.lm_head), out + r0 * ld_.vocab, R, ld_.vocab, D_, false,
@@ -219,56 +236,83 @@ void LlamaStage::logits(int slot, float* out) const {
   }
 }
 
+const float* LlamaStage::gather_rows(const float* local) {
+  if (!sp_) return local;
+  tp_->all_gather_rows(local, full_, int64_t(Nl_) * D_);
+  return full_;
+}
+
+void LlamaStage::sum_partial(float* partial, float* out) {
+  if (sp_)
+    tp_->reduce_scatter_rows(partial, out, int64_t(Nl_) * D_);
+  else
+    tp_->reduce_partial(out, int64_t(N_) * D_);
+}
+
+const float* LlamaStage::sum_input_grad() {
+  if (!sp_) {
+    tp_->reduce_input_grad(d_ln_, int64_t(N_) * D_);
+    return d_ln_;
+  }
+  tp_->reduce_scatter_rows(d_ln_, full_, int64_t(Nl_) * D_);
+  return full_;
+}
+
 const float* LlamaStage::output(int slot) const { return slots_[size_t(slot)].x_final; }
 
 void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out) {
-  const int64_t N = N_, D = D_;
-  cpu::rmsnorm_forward(a.x, w.attn_norm, a.ln1, a.rstd1, N, D_, c_.norm_eps);
-  const Mat ln1 = cvt(a.ln1, N * D, 2);
+  // With sequence parallelism full_ takes in turn the gathered ln1, o_proj's partial output,
+  // the gathered ln2 and down_proj's partial output.
+  const int64_t N = N_, Nl = Nl_, D = D_;
+  cpu::rmsnorm_forward(a.x, w.attn_norm, a.ln1, a.rstd1, Nl, D_, c_.norm_eps);
+  const Mat ln1 = cvt(gather_rows(a.ln1), N * D, 2);
   mm(ln1, wmat(w.wq), a.q, N, qdim_, D, false, true, false);
   mm(ln1, wmat(w.wk), a.k, N, kvdim_, D, false, true, false);
   mm(ln1, wmat(w.wv), a.v, N, kvdim_, D, false, true, false);
   cpu::rope_forward(a.q, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_forward(a.k, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
   cpu::attention_forward(a.q, a.k, a.v, a.att, a.lse, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
-  mm({a.att, nullptr}, wmat(w.wo), a.x_mid, N, D, qdim_, false, true, false);
-  tp_->reduce_partial(a.x_mid, N * D);
-  cpu::add_rmsnorm_forward(a.x_mid, a.x, w.ffn_norm, a.ln2, a.rstd2, N, D_, c_.norm_eps);
-  const Mat ln2 = cvt(a.ln2, N * D, 2);
+  float* attn_out = sp_ ? full_ : a.x_mid;
+  mm({a.att, nullptr}, wmat(w.wo), attn_out, N, D, qdim_, false, true, false);
+  sum_partial(attn_out, a.x_mid);
+  cpu::add_rmsnorm_forward(a.x_mid, a.x, w.ffn_norm, a.ln2, a.rstd2, Nl, D_, c_.norm_eps);
+  const Mat ln2 = cvt(gather_rows(a.ln2), N * D, 2);
   mm(ln2, wmat(w.w_gate), a.gate, N, F_, D, false, true, false);
   mm(ln2, wmat(w.w_up), a.up, N, F_, D, false, true, false);
   cpu::swiglu_forward(a.gate, a.up, a.h, N * F_);
-  mm({a.h, nullptr}, wmat(w.w_down), x_out, N, D, F_, false, true, false);
-  tp_->reduce_partial(x_out, N * D);
-  add_inplace(x_out, a.x_mid, N * D);
+  float* mlp_out = sp_ ? full_ : x_out;
+  mm({a.h, nullptr}, wmat(w.w_down), mlp_out, N, D, F_, false, true, false);
+  sum_partial(mlp_out, x_out);
+  add_inplace(x_out, a.x_mid, Nl * D);
 }
 
 // On entry d_res_ holds the gradient of the layer output; on exit that of its input.
+// With sequence parallelism d_res_ holds this rank's rows and full_ takes in turn the gathered
+// output gradient, the gathered ln2, the summed input gradient of gate/up, and the same for ln1.
 void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
-  const int64_t N = N_, D = D_, Q = qdim_, KV = kvdim_, F = F_;
+  const int64_t N = N_, Nl = Nl_, D = D_, Q = qdim_, KV = kvdim_, F = F_;
   // x_out = x_mid + h·Wd^T
-  Mat dres = cvt(d_res_, N * D, 2);
+  Mat dres = cvt(gather_rows(d_res_), N * D, 2);
   mm(dres, wmat(w.w_down), d_h_, N, F, D, false, false, false);
   mm(dres, {a.h, nullptr}, g.w_down, D, F, N, true, false, true);
   cpu::swiglu_backward(d_h_, a.gate, a.up, d_gate_, d_up_, N * F);
-  const Mat ln2 = cvt(a.ln2, N * D, 2);
+  const Mat ln2 = cvt(gather_rows(a.ln2), N * D, 2);
   const Mat dg = cvt(d_gate_, N * F, 0);
   mm(dg, wmat(w.w_gate), d_ln_, N, D, F, false, false, false);
   mm(dg, ln2, g.w_gate, F, D, N, true, false, true);
   const Mat du = cvt(d_up_, N * F, 0);
   mm(du, wmat(w.w_up), d_ln_, N, D, F, false, false, true);
   mm(du, ln2, g.w_up, F, D, N, true, false, true);
-  tp_->reduce_input_grad(d_ln_, N * D);
-  cpu::rmsnorm_backward(d_ln_, a.x_mid, w.ffn_norm, a.rstd2, d_res_, g.ffn_norm, N, D_, true);
+  cpu::rmsnorm_backward(sum_input_grad(), a.x_mid, w.ffn_norm, a.rstd2, d_res_, g.ffn_norm, Nl, D_, true);
   // x_mid = x + att·Wo^T
-  dres = cvt(d_res_, N * D, 2);
+  dres = cvt(gather_rows(d_res_), N * D, 2);
   mm(dres, wmat(w.wo), d_att_, N, Q, D, false, false, false);
   mm(dres, {a.att, nullptr}, g.wo, D, Q, N, true, false, true);
   cpu::attention_backward(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_, d_v_,
                           {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
   cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
-  const Mat ln1 = cvt(a.ln1, N * D, 2);
+  const Mat ln1 = cvt(gather_rows(a.ln1), N * D, 2);
   const Mat dq = cvt(d_q_, N * Q, 0);
   mm(dq, wmat(w.wq), d_ln_, N, D, Q, false, false, false);
   mm(dq, ln1, g.wq, Q, D, N, true, false, true);
@@ -278,20 +322,20 @@ void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, co
   const Mat dv = cvt(d_v_, N * KV, 0);
   mm(dv, wmat(w.wv), d_ln_, N, D, KV, false, false, true);
   mm(dv, ln1, g.wv, KV, D, N, true, false, true);
-  tp_->reduce_input_grad(d_ln_, N * D);
-  cpu::rmsnorm_backward(d_ln_, a.x, w.attn_norm, a.rstd1, d_res_, g.attn_norm, N, D_, true);
+  cpu::rmsnorm_backward(sum_input_grad(), a.x, w.attn_norm, a.rstd1, d_res_, g.attn_norm, Nl, D_, true);
 }
 
 double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad) {
   const int64_t N = N_, D = D_;
   const int V = ld_.vocab, vb = ld_.vocab_begin;
-  cpu::rmsnorm_forward(s.x_final, w_.final_norm, s.lnf, s.rstdf, N, D_, c_.norm_eps);
+  cpu::rmsnorm_forward(s.x_final, w_.final_norm, s.lnf, s.rstdf, Nl_, D_, c_.norm_eps);
+  const float* lnf_rows = gather_rows(s.lnf);  // all N rows: the LM head is vocab-parallel
   double loss = 0.0;
   const Mat head = wmat(w_.lm_head);
   for (int64_t r0 = 0; r0 < N; r0 += head_rows_) {
     const int64_t R = std::min(head_rows_, N - r0);
     const int32_t* tg = targets + r0;
-    const Mat lnf = cvt(s.lnf + r0 * D, R * D, 2);
+    const Mat lnf = cvt(lnf_rows + r0 * D, R * D, 2);
     mm(lnf, head, logits_, R, V, D, false, true, false);
     cpu::ce_row_max(logits_, R, V, ce_mx_);
     tp_->vocab_max(ce_mx_, R);
@@ -312,8 +356,7 @@ double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, 
     mm(dlogits, lnf, g_.lm_head, V, D, R, true, false, true);
   }
   if (need_grad) {
-    tp_->reduce_input_grad(d_ln_, N * D);
-    cpu::rmsnorm_backward(d_ln_, s.x_final, w_.final_norm, s.rstdf, d_res_, g_.final_norm, N, D_, false);
+    cpu::rmsnorm_backward(sum_input_grad(), s.x_final, w_.final_norm, s.rstdf, d_res_, g_.final_norm, Nl_, D_, false);
   }
   return loss;
 }
@@ -326,10 +369,11 @@ double LlamaStage::forward(int slot, const int32_t* tokens, const float* x_in, c
   float* x0 = nl > 0 ? s.layers[0].x : s.x_final;
   if (layout_.first_stage()) {
     std::memcpy(s.tokens, tokens, sizeof(int32_t) * size_t(N));
-    cpu::embedding_forward(tokens, w_.embed, x0, N, D_, ld_.vocab_begin, ld_.vocab);
-    tp_->reduce_partial(x0, N * D);
+    float* emb = sp_ ? full_ : x0;  // vocab-parallel partial rows
+    cpu::embedding_forward(tokens, w_.embed, emb, N, D_, ld_.vocab_begin, ld_.vocab);
+    sum_partial(emb, x0);
   } else {
-    std::memcpy(x0, x_in, sizeof(float) * size_t(N * D));
+    std::memcpy(x0, x_in, sizeof(float) * size_t(int64_t(Nl_) * D));
   }
   for (int l = 0; l < nl; ++l) {
     float* x_out = l + 1 < nl ? s.layers[size_t(l) + 1].x : s.x_final;
@@ -348,7 +392,7 @@ double LlamaStage::forward(int slot, const int32_t* tokens, const float* x_in, c
 void LlamaStage::backward(int slot, const float* dy) {
   Slot& s = slots_[size_t(slot)];
   const int64_t N = N_, D = D_;
-  if (!layout_.last_stage()) std::memcpy(d_res_, dy, sizeof(float) * size_t(N * D));
+  if (!layout_.last_stage()) std::memcpy(d_res_, dy, sizeof(float) * size_t(int64_t(Nl_) * D));
   for (int l = int(s.layers.size()) - 1; l >= 0; --l) {
     const LayerWeights& w = w_.layers[size_t(l)];
     if (opt_.recompute) {
@@ -359,7 +403,8 @@ void LlamaStage::backward(int slot, const float* dy) {
       layer_backward(w, g_.layers[size_t(l)], s.layers[size_t(l)]);
     }
   }
-  if (layout_.first_stage()) cpu::embedding_backward(s.tokens, d_res_, g_.embed, N, D_, ld_.vocab_begin, ld_.vocab);
+  if (layout_.first_stage())
+    cpu::embedding_backward(s.tokens, gather_rows(d_res_), g_.embed, N, D_, ld_.vocab_begin, ld_.vocab);
 }
 
 namespace {

@@ -13,6 +13,18 @@
 //
 // Tensor parallelism stays outside the maths: the model calls TensorParallelOps at the named
 // points (Megatron's f and g); the default does nothing (one rank).
+//
+// Sequence parallelism (StageOptions::sequence_parallel, tp > 1; Megatron's
+// --sequence-parallel): outside the tensor-parallel regions the N = B·T rows are split over
+// the tp ranks, rank r holding rows [r·N/tp, (r+1)·N/tp) ("local rows", Nl = N/tp): the
+// residual stream x / x_mid, the norms ln1 / ln2 / final norm and their rstd, the stage's input,
+// output and input gradient. Each region is entered with all_gather_rows (ln1 / ln2 / final
+// norm [Nl,D] -> [N,D] in a shared workspace) and left with reduce_scatter_rows (the
+// row-parallel partial [N,D] -> summed [Nl,D]) instead of g's all-reduce; backward mirrors it
+// (all-gather the output gradient, reduce-scatter the column-parallel input gradient instead
+// of f's all-reduce). Slots keep only the local ln1 / ln2; backward gathers them again for the
+// weight gradients. Norm weight gradients are then partial per tp rank: the caller sums them
+// over tp.
 // Gradient convention: parameter gradients accumulate (+=) across micro-batches.
 //
 // Weight GEMMs read packed copies of the weights (oneDNN's blocked layout for each GEMM shape,
@@ -50,6 +62,11 @@ class TensorParallelOps {
   // Vocab-parallel cross-entropy: element-wise max / sum over the tp group.
   virtual void vocab_max(float* x, int64_t n) {}
   virtual void vocab_sum(float* x, int64_t n) {}
+  // Sequence parallelism (g / g-bar of Megatron's SP): rank r's `n_local` values become block r
+  // of `full` (tp·n_local values), and the tp-sum of `full`'s block r lands in `local`.
+  // One rank: a copy.
+  virtual void all_gather_rows(const float* local, float* full, int64_t n_local);
+  virtual void reduce_scatter_rows(const float* full, float* local, int64_t n_local);
 };
 
 enum class Precision { fp32, bf16 };
@@ -62,6 +79,9 @@ struct StageOptions {
   bool recompute = false;  // keep only each layer's input; recompute the rest in backward
   int slots = 1;           // micro-batches whose activations are kept at once (pipeline)
   Precision precision = Precision::fp32;
+  // Split the residual stream over the tp ranks of layout.shard() (see above); no effect when
+  // tp == 1. Needs micro_batch · seq_len divisible by tp.
+  bool sequence_parallel = false;
 };
 
 class LlamaStage {
@@ -75,7 +95,7 @@ class LlamaStage {
   void refresh_weights();
 
   // Forward of one micro-batch into activation slot `slot`.
-  // First stage reads `tokens` [B·T]; other stages read `x_in` [B·T, D].
+  // First stage reads `tokens` [B·T]; other stages read `x_in` [rows(), D].
   // Last stage: computes the cross-entropy against `targets` (negative = ignored) and returns
   // its sum; with need_grad it also runs the head's backward, scaling the gradient of each
   // token's loss by `loss_scale` (1 / number of counted tokens in the global batch).
@@ -84,14 +104,17 @@ class LlamaStage {
   // Last stage, after forward(slot): the full logits [B·T, Vl] of this rank's vocabulary range
   // (tests and inspection only; training never materialises them).
   void logits(int slot, float* out) const;
-  // Stage output [B·T, D] of `slot` (non-last stages send it to the next stage).
+  // Stage output [rows(), D] of `slot` (non-last stages send it to the next stage).
   const float* output(int slot) const;
-  // Backward of `slot`. Non-last stages read `dy` [B·T, D], the gradient of their output.
+  // Backward of `slot`. Non-last stages read `dy` [rows(), D], the gradient of their output.
   void backward(int slot, const float* dy);
-  // Gradient of the stage input [B·T, D] after backward (non-first stages send it back).
+  // Gradient of the stage input [rows(), D] after backward (non-first stages send it back).
   const float* input_grad() const { return d_res_; }
 
   int tokens_per_micro_batch() const { return N_; }
+  // Rows of the residual stream this rank holds: B·T, or B·T / tp with sequence parallelism.
+  int rows() const { return Nl_; }
+  bool sequence_parallel() const { return sp_; }
   const ParamLayout& layout() const { return layout_; }
   size_t activation_bytes() const { return acts_.size() + work_.size() + bf16_work_.size(); }
 
@@ -113,6 +136,13 @@ class LlamaStage {
   Mat wmat(const float* w) const;                           // a weight (its GEMMs read the packed copy)
   Mat cvt(const float* x, int64_t n, int buf);               // bf16 mode: convert into buffer `buf`
   void mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc);
+  // Sequence parallelism: `local` [Nl,D] gathered into full_ [N,D]; without it `local` itself.
+  const float* gather_rows(const float* local);
+  // The tp-sum of a row-parallel output `partial` [N,D] into `out` [Nl,D] (without sequence
+  // parallelism partial == out, all-reduced in place).
+  void sum_partial(float* partial, float* out);
+  // The tp-sum of d_ln_ [N,D], the input gradient of column-parallel GEMMs, for this rank's rows.
+  const float* sum_input_grad();
   void layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out);
   void layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a);
   double head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad);
@@ -125,6 +155,9 @@ class LlamaStage {
   TensorParallelOps default_tp_;
   TensorParallelOps* tp_;
   int B_, T_, N_, D_, hd_, qdim_, kvdim_, F_;
+  bool sp_ = false;
+  int Nl_;             // local rows: N_, or N_ / tp with sequence parallelism
+  float* full_ = nullptr;  // sequence parallelism: [N,D] gathered rows / row-parallel partial sums
   int64_t head_rows_;  // rows per LM-head chunk
   Buffer acts_, work_;
   float* weights_;

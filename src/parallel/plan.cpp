@@ -18,6 +18,15 @@ constexpr double kCommSegmentBytes = 64.0 * kMiB;
 constexpr double kRuntimeBytes = 32.0 * kMiB;
 
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// Rows of the residual stream one rank holds: N, or N / tp with sequence parallelism (the
+// trainer requires N divisible by tp).
+int64_t residual_rows(int64_t N, int tp, bool sequence_parallel) {
+  if (!sequence_parallel || tp <= 1) return N;
+  LT_CHECK(N % tp == 0,
+           "plan: --sequence-parallel needs --mbs x --seq = {} tokens per micro-batch divisible by --tp = {}", N, tp);
+  return N / tp;
+}
 }  // namespace
 
 double device_peak_flops(const std::string& device, const std::string& precision, int cores_per_rank) {
@@ -61,19 +70,20 @@ double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, i
   LayerRange lr = stage_layers(c, s);
   const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
   const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden, Hl = ld.n_heads;
-  // Values of N·D size that sequence parallelism shards over tp.
-  const int64_t ND = sequence_parallel ? (N * D + tp - 1) / tp : N * D;
-  const int64_t layer_full = 4 * ND + 2 * N + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
+  // Sequence parallelism shards the residual stream and the norms (x, ln1, x_mid, ln2, rstd).
+  const int64_t Nr = residual_rows(N, tp, sequence_parallel), ND = Nr * D;
+  const int64_t layer_full = 4 * ND + 2 * Nr + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
   const int nl = lr.end - lr.begin;
-  int64_t per_slot = round16(N) + 2 * round16(ND) + round16(N);  // tokens, final x and norm, rstd
+  int64_t per_slot = round16(N) + 2 * round16(ND) + round16(Nr);  // tokens, final x and norm, rstd
   per_slot += nl * (recompute ? round16(ND) : layer_full + 16 * 16);
   return double(per_slot) * in_flight * bytes_per_value;
 }
 
 // LlamaStage's workspace: one layer's backward gradients, the recompute record, the LM-head
-// chunk and the RoPE tables (model/llama.cpp).
+// chunk, the RoPE tables and, with sequence parallelism, the [N, D] buffer of gathered rows
+// (model/llama.cpp).
 double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
-                             bool recompute, int bytes_per_value) {
+                             bool recompute, bool sequence_parallel, int bytes_per_value) {
   ShardSpec s;
   s.tp = tp;
   s.pp = pp;
@@ -81,15 +91,19 @@ double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, in
   LocalDims ld = local_dims(c, s);
   const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
   const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden, Hl = ld.n_heads;
-  const int64_t layer_full = 4 * N * D + 2 * N + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
+  const bool sp = sequence_parallel && tp > 1;
+  const int64_t Nr = residual_rows(N, tp, sp);
+  const int64_t layer_full = 4 * Nr * D + 2 * Nr + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
   const bool last = stage == pp - 1;
   const int64_t head_rows = last ? std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max(1, ld.vocab))) : 0;
-  return double((recompute ? layer_full + 16 * 16 + round16(N * D) : 0) + 2 * round16(N * D) + 2 * round16(N * Q) +
+  return double((recompute ? layer_full + 16 * 16 + round16(Nr * D) : 0) + round16(Nr * D) + round16(N * D) +
+                (sp ? round16(N * D) : 0) + 2 * round16(N * Q) +
                 2 * round16(N * KV) + 3 * round16(N * F) + round16(head_rows * ld.vocab) + 4 * round16(head_rows) +
                 2 * round16(int64_t(seq_len) * hd / 2)) * bytes_per_value;
 }
 
-StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute) {
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
+                           bool sequence_parallel) {
   ShardSpec spec;
   spec.tp = L.tp;
   spec.pp = L.pp;
@@ -99,16 +113,30 @@ StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, 
   const bool first = stage == 0, last = stage == L.pp - 1;
   const double ND = double(L.micro_batch) * L.seq_len * c.dim * 4.0, Nb = double(L.micro_batch) * L.seq_len * 4.0;
   const double m = L.micro_batches;
+  const bool sp = sequence_parallel && L.tp > 1;
   StageComm r;
-  if (L.tp > 1) {
+  if (L.tp > 1 && !sp) {
     double per_mb = nl * (recompute ? 6.0 : 4.0) * ND + (first ? ND : 0.0) + (last ? ND + 3.0 * Nb : 0.0);
     r.tp_payload = m * per_mb;
     r.tp_sent = r.tp_payload * 2.0 * (L.tp - 1) / L.tp;
+  } else if (sp) {
+    // All-gathers and reduce-scatters of N·D rows, each (tp-1)/tp of it on the wire: per layer
+    // forward 2 + 2, backward 4 + 2 (ln1 and ln2 are gathered again), recomputation 2 + 2 more;
+    // the embedding's reduce-scatter and gather; the final norm's gather and its gradient's
+    // reduce-scatter. The cross-entropy's 3·N stay all-reduces.
+    const double frac = double(L.tp - 1) / L.tp;
+    double rows = nl * (recompute ? 14.0 : 10.0) * ND + (first ? 2.0 * ND : 0.0) + (last ? 2.0 * ND : 0.0);
+    double ce = last ? 3.0 * Nb : 0.0;
+    // Once per step: the norm weights' gradients, partial per tp rank, all-reduced over tp.
+    const double norms = (2.0 * nl + (last ? 1.0 : 0.0)) * c.dim * 4.0;
+    r.tp_payload = m * (rows + ce) + norms;
+    r.tp_sent = m * (rows * frac + ce * 2.0 * frac) + norms * 2.0 * frac;
   }
   if (L.pp > 1) {
+    const double msg = sp ? ND / L.tp : ND;  // the rows this rank holds
     double sends = (last ? 0.0 : 1.0) + (first ? 0.0 : 1.0);  // activations forward, gradients back
-    r.pp_payload = m * 2.0 * sends * ND;                        // as many receives as sends
-    r.pp_sent = m * sends * ND;
+    r.pp_payload = m * 2.0 * sends * msg;                       // as many receives as sends
+    r.pp_sent = m * sends * msg;
   }
   if (L.dp > 1) {
     // The optimizer pads the flat buffer to a multiple of 16 x dp (train/optimizer.h).
@@ -174,15 +202,17 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     m.activations_recompute = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, true,
                                                      o.sequence_parallel, act_bytes);
     m.activations = o.recompute ? m.activations_recompute : m.activations_full;
-    m.workspace = stage_workspace_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, o.recompute, act_bytes);
+    m.workspace = stage_workspace_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, o.recompute,
+                                        o.sequence_parallel, act_bytes);
     // Comm scratch of the largest reduction: gradients over dp, activations over tp.
     double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
     if (reduced > 0) m.workspace += std::min(kCommSegmentBytes, reduced) * 1.5;
-    if (L.pp > 1) m.workspace += 2.0 * double(N) * D * act_bytes;  // stage input / output-gradient buffers
+    if (L.pp > 1)  // stage input / output-gradient buffers: the rows this rank holds
+      m.workspace += 2.0 * double(residual_rows(N, L.tp, o.sequence_parallel)) * D * act_bytes;
     m.workspace += 3.0 * L.per_replica_batch * (L.seq_len + 1) * 4.0;  // token samples, inputs, targets
     m.runtime = o.runtime_bytes > 0 ? o.runtime_bytes : kRuntimeBytes;
     p.stages.push_back(m);
-    p.comm.push_back(stage_comm_bytes(c, L, st, o.zero1, o.recompute));
+    p.comm.push_back(stage_comm_bytes(c, L, st, o.zero1, o.recompute, o.sequence_parallel));
     if (m.total() > p.stages[p.peak_stage].total()) p.peak_stage = st;
     double stage_flops = layer_flops * m.layers * recompute_factor + (st == L.pp - 1 ? head_flops : 0.0);
     slowest_stage_flops = std::max(slowest_stage_flops, stage_flops / L.tp);
@@ -195,8 +225,8 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
   p.mfu = p.model_flops_per_step / (p.step_seconds * L.world * p.peak_flops_per_rank);
 
   p.notes = L.warnings;
-  if (o.sequence_parallel)
-    p.notes.push_back("sequence parallelism: N x D activations divided by tp (the CPU trainer does not shard them yet)");
+  if (o.sequence_parallel && L.tp > 1)
+    p.notes.push_back("sequence parallelism: the residual stream and norms (N x D) divided by tp");
   if (o.device == "cpu" && bf16) p.notes.push_back("cpu: activations counted in fp32 (the CPU trainer's storage)");
   p.notes.push_back("step time: slowest stage at the given efficiency, stretched by the 1F1B bubble; "
                     "communication assumed overlapped (not modelled)");

@@ -13,8 +13,9 @@
 //   (2·N·KVl·hd), logsumexp (N·Hl), gate, up, silu·up (3·N·Fl); with recomputation only x.
 //   1F1B keeps min(pp - stage, micro-batches) micro-batches in flight on a stage. Plus one
 //   layer's backward workspace and the LM head's chunked logits. fp32 (the CPU trainer);
-//   GPU devices with bf16 store 2 B per value. Sequence parallelism divides the N·D values
-//   by tp (not implemented by the CPU trainer yet: an estimate).
+//   GPU devices with bf16 store 2 B per value. Sequence parallelism divides the residual
+//   stream and norm values (x, ln1, x_mid, ln2, their rstd, the stage output) by tp and adds
+//   one [N, D] workspace of gathered rows (the trainer's parallel.sequence_parallel).
 // The reported rank is the stage with the largest total.
 //
 // Time: the slowest stage's FLOPs / (peak x efficiency), stretched by the 1F1B schedule to
@@ -64,14 +65,18 @@ struct StageMemory {
 // two N·D all-reduces forward (after o_proj and down_proj), two backward (input gradients of
 // q/k/v and gate/up), two more with recomputation; the embedding's and the LM head's N·D and
 // the vocab-parallel cross-entropy's 3·N; activations and their gradients between stages;
-// the gradient reduce-scatter + weight all-gather (ZeRO-1) or all-reduce over dp. Small
-// reductions (loss, gradient norm, replicated KV heads, tied embeddings) are left out.
+// the gradient reduce-scatter + weight all-gather (ZeRO-1) or all-reduce over dp. With
+// sequence parallelism the N·D all-reduces become all-gathers / reduce-scatters (see
+// plan.cpp), the norm weights' gradients are all-reduced over tp once per step and the
+// pipeline messages shrink to N·D / tp. Small reductions (loss, gradient norm, replicated KV
+// heads, tied embeddings) are left out.
 struct StageComm {
   double tp_payload = 0, tp_sent = 0;
   double pp_payload = 0, pp_sent = 0;
   double dp_payload = 0, dp_sent = 0;
 };
-StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute);
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
+                           bool sequence_parallel = false);
 
 struct TrainPlan {
   std::string model;
@@ -98,6 +103,6 @@ double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, i
                               int in_flight, bool recompute, bool sequence_parallel, int bytes_per_value);
 // The same stage's backward workspace, LM-head chunk and RoPE tables (no comm buffers).
 double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
-                             bool recompute, int bytes_per_value);
+                             bool recompute, bool sequence_parallel, int bytes_per_value);
 
 }  // namespace lt

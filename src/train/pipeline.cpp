@@ -19,7 +19,8 @@ PipelineSchedule::PipelineSchedule(LlamaStage& stage, Comm* pp, int micro_batche
   rank_ = pp ? pp->rank() : 0;
   size_ = pp ? pp->size() : 1;
   slots_ = slots_needed(size_, rank_, M_);
-  n_ = int64_t(stage.tokens_per_micro_batch()) * stage.layout().config().dim;
+  // Activations and their gradients: the rows of the residual stream this rank holds.
+  n_ = int64_t(stage.rows()) * stage.layout().config().dim;
   if (size_ > 1) {
     act_in_ = Buffer(size_t(n_) * sizeof(float));
     grad_in_ = Buffer(size_t(n_) * sizeof(float));

@@ -51,6 +51,7 @@ const KeySpec kRunKeys[] = {
     {"parallel.tp", Type::Int, "1", "tensor-parallel degree"},
     {"parallel.pp", Type::Int, "1", "pipeline-parallel degree"},
     {"parallel.zero1", Type::Bool, "true", "shard optimizer state over data-parallel ranks (ZeRO-1)"},
+    {"parallel.sequence_parallel", Type::Bool, "false", "split the activations between the tp regions (norms, residual) over the tp ranks along tokens (Megatron's --sequence-parallel); needs tp > 1 (no effect at tp 1) and micro_batch_size x seq_len divisible by tp"},
     {"parallel.stage_starts", Type::IntList, "", "first layer of each pipeline stage, e.g. [0,2,4] (default: even)"},
     {"checkpoint.dir", Type::String, "", "checkpoint directory (default: <run.dir>/checkpoints)"},
     {"checkpoint.every", Type::Int, "0", "save every N steps (0 = only at the end)"},
@@ -203,6 +204,7 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
   c.tp = int(I("parallel.tp"));
   c.pp = int(I("parallel.pp"));
   c.zero1 = B("parallel.zero1");
+  c.sequence_parallel = B("parallel.sequence_parallel");
   if (!v["parallel.stage_starts"].empty()) {
     std::string s = v["parallel.stage_starts"];
     size_t p = 0;
@@ -237,6 +239,10 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
   positive("parallel.pp", c.pp);
   positive("checkpoint.keep", c.checkpoint_keep);
   positive("eval.batches", c.eval_batches);
+  LT_CHECK(!c.sequence_parallel || c.tp == 1 || (int64_t(c.micro_batch_size) * c.seq_len) % c.tp == 0,
+           "config key 'parallel.sequence_parallel': train.micro_batch_size x train.seq_len = {} x {} = {} tokens "
+           "per micro-batch must be divisible by parallel.tp = {}",
+           c.micro_batch_size, c.seq_len, int64_t(c.micro_batch_size) * c.seq_len, c.tp);
   LT_CHECK(c.threads >= 0, "config key 'train.threads' must be >= 0, got {}", c.threads);
   LT_CHECK(c.precision == "fp32" || c.precision == "bf16",
            "config key 'train.precision': expected fp32 or bf16, got '{}'", c.precision);

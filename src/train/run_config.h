@@ -33,6 +33,7 @@ struct RunConfig {
   bool decay_embeddings = true;
   int tp = 1, pp = 1;
   bool zero1 = true;
+  bool sequence_parallel = false;  // parallel.sequence_parallel (needs tp > 1)
   std::vector<int> stage_starts;
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;  // 0 = only at the end

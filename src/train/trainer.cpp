@@ -48,7 +48,8 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
-// Megatron's f/g and the vocab-parallel cross-entropy reductions over the tp group.
+// Megatron's f/g, the sequence-parallel gather / reduce-scatter of rows and the
+// vocab-parallel cross-entropy reductions over the tp group.
 class CommTpOps : public TensorParallelOps {
  public:
   explicit CommTpOps(Comm& tp) : tp_(tp) {}
@@ -56,6 +57,12 @@ class CommTpOps : public TensorParallelOps {
   void reduce_input_grad(float* dx, int64_t n) override { tp_.all_reduce_sum(dx, size_t(n)); }
   void vocab_max(float* x, int64_t n) override { tp_.all_reduce_max(x, size_t(n)); }
   void vocab_sum(float* x, int64_t n) override { tp_.all_reduce_sum(x, size_t(n)); }
+  void all_gather_rows(const float* local, float* full, int64_t n_local) override {
+    tp_.all_gather(local, full, size_t(n_local));
+  }
+  void reduce_scatter_rows(const float* full, float* local, int64_t n_local) override {
+    tp_.reduce_scatter_sum(full, local, size_t(n_local));
+  }
 
  private:
   Comm& tp_;
@@ -149,6 +156,9 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
   so.seq_len = cfg.seq_len;
   so.recompute = cfg.recompute;
   so.precision = parse_precision(cfg.precision);
+  so.sequence_parallel = cfg.sequence_parallel;
+  if (cfg.sequence_parallel && d.tp == 1 && rt.world().rank() == 0)
+    log::warn("parallel.sequence_parallel has no effect with parallel.tp = 1");
   so.slots = PipelineSchedule::slots_needed(d.pp, rc.pp_rank, micro_batches_);
   if (d.tp > 1) tp_ops_ = std::make_unique<CommTpOps>(groups_->tp());
   stage_ = std::make_unique<LlamaStage>(*layout_, so, weights_.as<float>(), grads_.as<float>(), tp_ops_.get());
@@ -292,6 +302,12 @@ void Trainer::restore_or_init() {
 
 void Trainer::reduce_gradients() {
   float* g = grads_.as<float>();
+  if (stage_->sequence_parallel()) {
+    // Each tp rank saw only its rows of every norm: sum the partial gradients, so the norms stay
+    // identical over tp (the gradient norm counts them on tp rank 0 only).
+    for (const auto& p : layout_->params())
+      if (p.kind == ParamKind::norm) groups_->tp().all_reduce_sum(g + p.offset, p.numel);
+  }
   if (kv_group_) {
     for (const auto& p : layout_->params())
       if (p.kind == ParamKind::attn_k || p.kind == ParamKind::attn_v) kv_group_->all_reduce_sum(g + p.offset, p.numel);
@@ -439,6 +455,8 @@ void Trainer::write_rank_stats(int64_t steps) const {
   json j = {{"rank", rt_.world().rank()}, {"tp_rank", rc.tp_rank}, {"pp_rank", rc.pp_rank}, {"dp_rank", rc.dp_rank},
             {"steps", steps}, {"step_s", timed_step_s_ / double(steps)},
             {"pipeline_wait_s_per_step", pipe_wait_s_ / double(steps)}, {"micro_batches", micro_batches_},
+            {"sequence_parallel", stage_->sequence_parallel()}, {"activation_bytes", stage_->activation_bytes()},
+            {"peak_rss_bytes", peak_rss_bytes()},
             {"comm", {{"tp", comm(groups_->tp())}, {"pp", comm(groups_->pp())}, {"dp", comm(groups_->dp())},
                       {"world", comm(rt_.world())}}}};
   std::string dir = cfg_.run_dir + "/ranks";
@@ -474,10 +492,11 @@ int Trainer::run(const TrainOptions& opts) {
   const double flops_per_step = model_.flops_per_token(cfg_.seq_len) * double(tokens_per_step);
   const double peak = peak_flops(cfg_.precision) * omp_get_max_threads() * world.size();
   if (is_log_rank())
-    log::info("training {} ({:.2f}M params) for {} steps: tp{} pp{} dp{}, {} micro-batches of {} x {} tokens per "
+    log::info("training {} ({:.2f}M params) for {} steps: tp{} pp{} dp{}{}, {} micro-batches of {} x {} tokens per "
               "replica, {} threads per rank",
-              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, shard_.tp, shard_.pp, dp_, micro_batches_,
-              cfg_.micro_batch_size, cfg_.seq_len, omp_get_max_threads());
+              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, shard_.tp, shard_.pp, dp_,
+              stage_->sequence_parallel() ? " sequence-parallel" : "", micro_batches_, cfg_.micro_batch_size,
+              cfg_.seq_len, omp_get_max_threads());
   const int64_t first_step = step_;
   StepStats stats;
   Timer run_timer;

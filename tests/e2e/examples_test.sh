@@ -24,6 +24,10 @@ for m in 7b 13b 70b; do
   check "plan llama2-$m with the seed's layout" quiet "$LT" plan --model "llama2-$m" --nodes 32 --procs-per-node 32 \
     --tp 8 --pp 8 --gbs 512 --seq 4096 --zero1 --recompute full --precision fp32 --device trn1 --json
 done
+check "plan llama2-70b with sequence parallelism (examples/llama2_70b.yaml)" quiet "$LT" plan --model llama2-70b \
+  --nodes 32 --procs-per-node 32 --tp 8 --pp 8 --gbs 512 --seq 4096 --zero1 --recompute full --sequence-parallel \
+  --device trn1 --json
+grep -q '^  sequence_parallel: true' examples/llama2_70b.yaml || { echo "FAIL: llama2_70b.yaml without sequence_parallel"; fail=1; }
 check "examples/stories260k_cpu.yaml: one process" dry examples/stories260k_cpu.yaml 1 "1 ranks: tp1 pp1 dp1"
 check "examples/stories260k_demo.yaml: tp2 x pp2" dry examples/stories260k_demo.yaml 4 "4 ranks: tp2 pp2 dp1"
 check "examples/slurm/llama2_70b.sbatch parses" bash -n examples/slurm/llama2_70b.sbatch

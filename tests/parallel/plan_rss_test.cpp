@@ -71,10 +71,12 @@ TEST(PlanRss, PredictionWithinTenPercentOfPeakRss) {
 namespace lt {
 
 // The per-step communication `plan` predicts against what the trainer's communicators counted
-// (<run.dir>/ranks/rank_<r>.json) on tp2 x pp2 x dp2 over 8 ranks, with and without ZeRO-1.
+// (<run.dir>/ranks/rank_<r>.json) on tp2 x pp2 x dp2 over 8 ranks, with and without ZeRO-1,
+// and with sequence parallelism.
 TEST(PlanComm, MatchesTrainerRankStats) {
-  for (bool zero1 : {true, false}) {
-    auto dir = test::scratch_dir(std::string("plan_comm_") + (zero1 ? "zero1" : "allreduce"));
+  for (int variant : {0, 1, 2}) {
+    const bool zero1 = variant != 1, sp = variant == 2;
+    auto dir = test::scratch_dir(std::string("plan_comm_") + (sp ? "sp" : zero1 ? "zero1" : "allreduce"));
     std::string model = (dir / "config.json").string(), data = (dir / "tokens.bin").string();
     test::write_text(model, test::tiny_config(64, 5, 8, 4, 128, 301, false));
     test::write_tokens(data, 20000, 301);
@@ -82,18 +84,20 @@ TEST(PlanComm, MatchesTrainerRankStats) {
                            " run.dir=" + (dir / "run").string() +
                            " train.steps=3 train.global_batch_size=8 train.micro_batch_size=2 train.seq_len=32"
                            " parallel.tp=2 parallel.pp=2 parallel.zero1=" +
-                           (zero1 ? "true" : "false"));
+                           (zero1 ? "true" : "false") + " parallel.sequence_parallel=" + (sp ? "true" : "false"));
     ASSERT_EQ(r.status, 0) << r.output;
     PlanOptions o;
     o.shape = {1, 8, 2, 2, 8, 2, 32};
     o.precision = "fp32";
     o.zero1 = zero1;
+    o.sequence_parallel = sp;
     TrainPlan p = make_train_plan(resolve_model_config(model), o);
     for (int stage = 0; stage < 2; ++stage) {
       int rank = stage * 4;  // tp_rank 0, dp_rank 0 of the stage
       auto j = nlohmann::json::parse(read_file((dir / "run" / "ranks" / ("rank_" + std::to_string(rank) + ".json")).string()));
       const StageComm& c = p.comm[size_t(stage)];
       auto got = [&](const char* g, const char* k) { return j["comm"][g][k].get<double>(); };
+      EXPECT_EQ(j["sequence_parallel"].get<bool>(), sp);
       EXPECT_EQ(got("tp", "payload_bytes_per_step"), c.tp_payload) << "stage " << stage;
       EXPECT_EQ(got("tp", "sent_bytes_per_step"), c.tp_sent) << "stage " << stage;
       EXPECT_EQ(got("pp", "payload_bytes_per_step"), c.pp_payload) << "stage " << stage;

@@ -33,22 +33,31 @@ TEST(Plan, ActivationBytesMatchTheModelsBuffers) {
     for (auto [tp, pp] : {std::pair{1, 1}, {2, 1}, {4, 1}, {1, 2}, {2, 3}}) {
       for (int st = 0; st < pp; ++st) {
         for (bool rec : {false, true}) {
-          ShardSpec s;
-          s.tp = tp;
-          s.pp = pp;
-          s.pp_rank = st;
-          ParamLayout layout(c, s);
-          Buffer w(layout.total() * 4), g(layout.total() * 4);
-          StageOptions opt;
-          opt.micro_batch = 2;
-          opt.seq_len = 48;
-          opt.recompute = rec;
-          opt.slots = pp - st;
-          LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
-          double planned = stage_activation_bytes(c, tp, pp, st, 2, 48, opt.slots, rec, false, 4) +
-                           stage_workspace_bytes(c, tp, pp, st, 2, 48, rec, 4);
-          EXPECT_EQ(planned, double(stage.activation_bytes()))
-              << "kv " << kv << " tp " << tp << " pp " << pp << " stage " << st << " recompute " << rec;
+          for (bool sp : {false, true}) {
+            ShardSpec s;
+            s.tp = tp;
+            s.pp = pp;
+            s.pp_rank = st;
+            ParamLayout layout(c, s);
+            Buffer w(layout.total() * 4), g(layout.total() * 4);
+            StageOptions opt;
+            opt.micro_batch = 2;
+            opt.seq_len = 48;
+            opt.recompute = rec;
+            opt.slots = pp - st;
+            opt.sequence_parallel = sp;
+            LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+            double planned = stage_activation_bytes(c, tp, pp, st, 2, 48, opt.slots, rec, sp, 4) +
+                             stage_workspace_bytes(c, tp, pp, st, 2, 48, rec, sp, 4);
+            EXPECT_EQ(planned, double(stage.activation_bytes())) << "kv " << kv << " tp " << tp << " pp " << pp
+                                                                 << " stage " << st << " recompute " << rec << " sp " << sp;
+            if (sp && tp > 1) {  // the residual stream shrinks: fewer bytes than without
+              EXPECT_EQ(stage.rows(), 2 * 48 / tp);
+              opt.sequence_parallel = false;
+              LlamaStage plain(layout, opt, w.as<float>(), g.as<float>());
+              EXPECT_LT(stage.activation_bytes(), plain.activation_bytes()) << "tp " << tp << " pp " << pp;
+            }
+          }
         }
       }
     }
@@ -116,7 +125,7 @@ TEST(Plan, SingleRankFp32ByHand) {
   EXPECT_DOUBLE_EQ(m.activations_recompute, 4 * (5 * N * D + N + 2 * N * D + N));
   EXPECT_EQ(p.layout.bubble(), 0.0);
   // Alone: no comm or pipeline buffers; the data loader's samples, inputs and targets.
-  EXPECT_DOUBLE_EQ(m.workspace, stage_workspace_bytes(c, 1, 1, 0, 2, 64, false, 4) + 3 * 4 * 65 * 4);
+  EXPECT_DOUBLE_EQ(m.workspace, stage_workspace_bytes(c, 1, 1, 0, 2, 64, false, false, 4) + 3 * 4 * 65 * 4);
 }
 
 TEST(Plan, BadInputs) {
@@ -130,6 +139,19 @@ TEST(Plan, BadInputs) {
   o.efficiency = 0.4;
   o.shape.seq_len = 0;
   EXPECT_THROW(make_train_plan(tiny(), o), Error);
+  // Sequence parallelism splits each micro-batch's 63 tokens over tp = 2: not whole.
+  o.shape = {1, 8, 2, 1, 8, 1, 63};
+  o.sequence_parallel = true;
+  try {
+    make_train_plan(tiny(), o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--mbs x --seq = 63 tokens per micro-batch divisible by --tp = 2"),
+              std::string::npos)
+        << e.what();
+  }
+  o.shape.seq_len = 64;
+  EXPECT_NO_THROW(make_train_plan(tiny(), o));
 }
 
 }  // namespace lt

@@ -176,6 +176,9 @@ TEST(TrainCli, BadInputGivesClearErrors) {
       {"missing data", "train.steps=3 data.path=/nonexistent/tokens.bin", "/nonexistent/tokens.bin"},
       {"unwritable run dir", "train.steps=3 run.dir=/proc/llamatrain_run", "run.dir '/proc/llamatrain_run'"},
       {"batch", "train.steps=3 train.micro_batch_size=3", "is not a multiple of micro-batch size 3"},
+      {"sequence parallel rows", "train.steps=3 parallel.tp=2 parallel.sequence_parallel=true train.seq_len=15",
+       "config key 'parallel.sequence_parallel': train.micro_batch_size x train.seq_len = 1 x 15 = 15 tokens per "
+       "micro-batch must be divisible by parallel.tp = 2"},
   };
   for (const auto& c : cases) {
     // Later key=value arguments override earlier ones.
