@@ -24,10 +24,6 @@ void add_inplace(float* y, const float* x, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
-// 64 MiB of logits per LM-head chunk: ~500 rows at a 32k vocabulary. Larger chunks make the
-// head's GEMMs more efficient (K = rows for its weight gradient) and read/write the head's
-// gradient fewer times; smaller ones save memory.
-constexpr int64_t kHeadChunkFloats = int64_t(16) << 20;
 }  // namespace
 
 LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
@@ -58,7 +54,7 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   const int64_t N = N_, Nr = Nl_, D = D_, Q = qdim_, KV = kvdim_, F = F_, Hl = ld_.n_heads;
   const int nl = layout.layers().end - layout.layers().begin;
   const bool last = layout.last_stage();
-  head_rows_ = last ? std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max(1, ld_.vocab))) : 0;
+  head_rows_ = last ? head_chunk_rows(N, ld_.vocab) : 0;
 
   // Sizes of one layer's full activation record.
   const int64_t layer_full = 2 * Nr * D + Nr + N * Q + 2 * N * KV + N * Q + N * Hl + 2 * Nr * D + Nr + 3 * N * F;

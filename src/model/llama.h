@@ -37,6 +37,7 @@
 // bf16 just before the GEMM. Norms, RoPE, softmax/attention, the residual stream, the loss and
 // every parameter gradient stay fp32.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -68,6 +69,14 @@ class TensorParallelOps {
   virtual void all_gather_rows(const float* local, float* full, int64_t n_local);
   virtual void reduce_scatter_rows(const float* full, float* local, int64_t n_local);
 };
+
+// Rows per LM-head chunk for N rows and a local vocabulary of V: 64 MiB of fp32 logits (~500
+// rows at a 32k vocabulary). Larger chunks make the head's GEMMs more efficient (K = rows for
+// its weight gradient) and read/write the head's gradient fewer times; smaller ones save memory.
+inline int64_t head_chunk_rows(int64_t N, int64_t V) {
+  constexpr int64_t kHeadChunkFloats = int64_t(16) << 20;
+  return N < 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max<int64_t>(1, V)));
+}
 
 enum class Precision { fp32, bf16 };
 // "fp32" or "bf16"; throws naming train.precision otherwise.

@@ -5,13 +5,12 @@
 
 #include "core/error.h"
 #include "model/layout.h"
+#include "model/llama.h"
 
 namespace lt {
 
 namespace {
 constexpr double kMiB = 1024.0 * 1024.0;
-// LlamaStage's LM head runs in chunks of at most this many logits (model/llama.cpp).
-constexpr int64_t kHeadChunkFloats = int64_t(8) << 20;
 // MpiComm reduces in segments of at most this many bytes (parallel/mpi_comm.cpp).
 constexpr double kCommSegmentBytes = 64.0 * kMiB;
 // Resident size of a rank before it allocates anything: binary, libraries, MPI, OpenMP.
@@ -95,7 +94,7 @@ double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, in
   const int64_t Nr = residual_rows(N, tp, sp);
   const int64_t layer_full = 4 * Nr * D + 2 * Nr + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
   const bool last = stage == pp - 1;
-  const int64_t head_rows = last ? std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max(1, ld.vocab))) : 0;
+  const int64_t head_rows = last ? head_chunk_rows(N, ld.vocab) : 0;
   return double((recompute ? layer_full + 16 * 16 + round16(Nr * D) : 0) + round16(Nr * D) + round16(N * D) +
                 (sp ? round16(N * D) : 0) + 2 * round16(N * Q) +
                 2 * round16(N * KV) + 3 * round16(N * F) + round16(head_rows * ld.vocab) + 4 * round16(head_rows) +

@@ -27,6 +27,26 @@ LlamaConfig tiny(int kv_heads = 4) {
 }  // namespace
 
 // The plan's activation + workspace bytes equal what LlamaStage actually allocates.
+// A vocabulary large enough that the LM head runs in several chunks (and a shorter last one).
+TEST(Plan, ActivationBytesMatchWithAChunkedHead) {
+  LlamaConfig c = tiny();
+  c.vocab_size = 200003;  // 16M logits / 200003 = 83 rows per chunk; 96 rows = 83 + 13
+  ASSERT_EQ(head_chunk_rows(96, c.vocab_size), 83);
+  for (int tp : {1, 2}) {
+    ShardSpec s;
+    s.tp = tp;
+    ParamLayout layout(c, s);
+    Buffer w(layout.total() * 4), g(layout.total() * 4);
+    StageOptions opt;
+    opt.micro_batch = 2;
+    opt.seq_len = 48;
+    LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+    double planned = stage_activation_bytes(c, tp, 1, 0, 2, 48, 1, false, false, 4) +
+                     stage_workspace_bytes(c, tp, 1, 0, 2, 48, false, false, 4);
+    EXPECT_EQ(planned, double(stage.activation_bytes())) << "tp " << tp;
+  }
+}
+
 TEST(Plan, ActivationBytesMatchTheModelsBuffers) {
   for (int kv : {4, 2}) {
     LlamaConfig c = tiny(kv);
