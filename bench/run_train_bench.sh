@@ -15,7 +15,8 @@ shift $(( $# < 3 ? $# : 3 ))
 models=("$@")
 [[ ${#models[@]} -eq 0 ]] && models=(stories15m stories110m)
 bench="$build/bench/train_bench"
-[[ -x "$bench" ]] || { echo "run_train_bench.sh: $bench not built (ninja -C $build train_bench)" >&2; exit 1; }
+peak="$build/bench/peak_bench"
+[[ -x "$bench" && -x "$peak" ]] || { echo "run_train_bench.sh: build $bench and $peak first (ninja -C $build train_bench peak_bench)" >&2; exit 1; }
 py=/usr/bin/python3
 tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4
 # Ours: one OpenMP team of 2 pinned threads, shared with oneDNN (same GOMP runtime). PyTorch gets
@@ -23,6 +24,10 @@ tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4
 export OMP_NUM_THREADS=2
 bench() { OMP_PROC_BIND=close OMP_PLACES=cores "$bench" "$@"; }
 echo "# $(date -u +%FT%TZ) $(uname -n) $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# This machine's ceilings, measured now: our MFU is quoted against oneDNN's large-GEMM rate.
+ceilings=$(OMP_PROC_BIND=close OMP_PLACES=cores "$peak")
+echo "$ceilings"
+ceiling() { sed "s/.*\"onednn_$1_gflops\": \([0-9.]*\).*/\1/" <<<"$ceilings"; }
 for model in "${models[@]}"; do
   case "$model" in
     stories15m) shape=(--dim 288 --layers 6 --heads 6 --kv-heads 6 --hidden 768 --vocab 32000 --seq 256 --batch 32)
@@ -32,10 +37,12 @@ for model in "${models[@]}"; do
     *) echo "run_train_bench.sh: unknown model $model" >&2; exit 1 ;;
   esac
   for prec in fp32 bf16; do
-    bench --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision "$prec"
+    bench --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision "$prec" \
+      --peak-gflops "$(ceiling "$prec")"
     LD_PRELOAD="$tcmalloc" "$py" "$here/pytorch_train.py" "${shape[@]}" --tied --threads 2 --steps "$steps" \
       --warmup "$warmup" --dtype "$prec"
   done
-  bench --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision fp32 --recompute
+  bench --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision fp32 --recompute \
+    --peak-gflops "$(ceiling fp32)"
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
