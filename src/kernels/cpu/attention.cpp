@@ -643,9 +643,19 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
       alignas(64) float dka[kBk][kMaxHd], dva[kBk][kMaxHd];
       // The group's queries and dO in bf16, both as row words and as row pairs (T4·np words
       // per head each), and D = rowsum(dO∘O), lse per row.
+      // Per-thread buffers, grown once and reused (no allocation or page fault per step).
       const size_t hw = size_t(T4) * size_t(np);
-      std::vector<uint32_t> qw(group * hw), ow(group * hw), qp(group * hw), op(group * hw);
-      std::vector<float> Dv(size_t(group) * T4, 0.0f), zv(size_t(group) * T4, 0.0f);
+      thread_local std::vector<uint32_t> words;
+      thread_local std::vector<float> rowstats;
+      if (words.size() < 4 * group * hw) words.resize(4 * group * hw);
+      if (rowstats.size() < 2 * size_t(group) * T4) rowstats.resize(2 * size_t(group) * T4);
+      uint32_t* qw = words.data();
+      uint32_t* ow = qw + group * hw;
+      uint32_t* qp = ow + group * hw;
+      uint32_t* op = qp + group * hw;
+      float* Dv = rowstats.data();
+      float* zv = Dv + size_t(group) * T4;
+      std::fill(Dv, Dv + 2 * size_t(group) * T4, 0.0f);
       for (int g = 0; g < group; ++g) {
         const int h = kvh * group + g;
         for (int i = 0; i < T4; ++i) {
