@@ -267,7 +267,9 @@ void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float*
   mm(ln1, wmat(w.wv), a.v, N, kvdim_, D, false, true, false);
   cpu::rope_forward(a.q, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_forward(a.k, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
-  cpu::attention_forward(a.q, a.k, a.v, a.att, a.lse, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
+  // bf16 mode: attention's matmuls take bf16 operands too (fp32 softmax and accumulation).
+  (bf16_ ? cpu::attention_forward_bf16 : cpu::attention_forward)(a.q, a.k, a.v, a.att, a.lse,
+                                                                 {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
   float* attn_out = sp_ ? full_ : a.x_mid;
   mm({a.att, nullptr}, wmat(w.wo), attn_out, N, D, qdim_, false, true, false);
   sum_partial(attn_out, a.x_mid);
@@ -304,8 +306,8 @@ void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, co
   dres = cvt(gather_rows(d_res_), N * D, 2);
   mm(dres, wmat(w.wo), d_att_, N, Q, D, false, false, false);
   mm(dres, {a.att, nullptr}, g.wo, D, Q, N, true, false, true);
-  cpu::attention_backward(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_, d_v_,
-                          {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
+  (bf16_ ? cpu::attention_backward_bf16 : cpu::attention_backward)(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_,
+                                                                   d_v_, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
   cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
   const Mat ln1 = cvt(gather_rows(a.ln1), N * D, 2);

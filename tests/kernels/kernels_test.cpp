@@ -2,7 +2,9 @@
 // matters), on random shapes including odd sizes; forward and backward.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -114,29 +116,44 @@ TEST(KernelGemm, PackedWeightMatchesReference) {
       }
 }
 
+// Random inputs of one attention case and the reference outputs; dq/dk/dv pre-filled with 7
+// (the kernels must overwrite them).
+struct AttnRun {
+  AttnShape s;
+  std::vector<float> q, k, v, dout, out, lse, dq, dk, dv, out_r, lse_r, dq_r, dk_r, dv_r;
+  AttnRun(const AttnCase& c, uint32_t& seed) : s{c.B, c.T, c.H, c.KV, c.hd} {
+    const size_t nq = size_t(c.B) * c.T * c.H * c.hd, nk = size_t(c.B) * c.T * c.KV * c.hd;
+    q = randv(nq, seed++), k = randv(nk, seed++), v = randv(nk, seed++), dout = randv(nq, seed++);
+    out.assign(nq, 0.f), lse.assign(size_t(c.B) * c.H * c.T, 0.f), out_r = out, lse_r = lse;
+    dq.assign(nq, 7.f), dk.assign(nk, 7.f), dv.assign(nk, 7.f), dq_r = dq, dk_r = dk, dv_r = dv;
+    attention_forward_ref(q.data(), k.data(), v.data(), out_r.data(), lse_r.data(), s);
+    attention_backward_ref(q.data(), k.data(), v.data(), dout.data(), dq_r.data(), dk_r.data(), dv_r.data(), s);
+  }
+  template <class Fwd, class Bwd>
+  void run(Fwd fwd, Bwd bwd) {
+    fwd(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+    bwd(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(), dv.data(), s);
+  }
+};
+
+testing::Message describe(const AttnCase& c) {
+  return testing::Message() << "B=" << c.B << " T=" << c.T << " H=" << c.H << " KV=" << c.KV << " hd=" << c.hd;
+}
+
 TEST(KernelAttention, ForwardBackwardVsReference) {
   // MHA, GQA 2:1 and 3:1, MQA; T below, at, and not a multiple of the tiles; T = 1; odd hd.
   const AttnCase cases[] = {{1, 1, 2, 2, 8},  {2, 5, 4, 2, 6},    {1, 33, 3, 1, 16}, {2, 64, 2, 2, 48},
                             {1, 97, 6, 2, 7}, {1, 130, 4, 4, 32}, {3, 17, 8, 1, 64}, {1, 200, 2, 1, 48}, {1, 70, 2, 1, 128}};
   uint32_t seed = 100;
   for (const auto& c : cases) {
-    SCOPED_TRACE(testing::Message() << "B=" << c.B << " T=" << c.T << " H=" << c.H << " KV=" << c.KV
-                                    << " hd=" << c.hd);
-    const AttnShape s{c.B, c.T, c.H, c.KV, c.hd};
-    const size_t nq = size_t(c.B) * c.T * c.H * c.hd, nk = size_t(c.B) * c.T * c.KV * c.hd;
-    auto q = randv(nq, seed++), k = randv(nk, seed++), v = randv(nk, seed++), dout = randv(nq, seed++);
-    std::vector<float> out(nq), lse(size_t(c.B) * c.H * c.T), out_r(nq), lse_r(lse.size());
-    attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
-    attention_forward_ref(q.data(), k.data(), v.data(), out_r.data(), lse_r.data(), s);
-    expect_close(out, out_r, 2e-5, 1e-4, "out");
-    expect_close(lse, lse_r, 2e-5, 1e-5, "lse");
-    std::vector<float> dq(nq, 7.f), dk(nk, 7.f), dv(nk, 7.f), dq_r(nq), dk_r(nk), dv_r(nk);
-    attention_backward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(),
-                       dv.data(), s);
-    attention_backward_ref(q.data(), k.data(), v.data(), dout.data(), dq_r.data(), dk_r.data(), dv_r.data(), s);
-    expect_close(dq, dq_r, 1e-4, 1e-3, "dq");
-    expect_close(dk, dk_r, 1e-4, 1e-3, "dk");
-    expect_close(dv, dv_r, 1e-4, 1e-3, "dv");
+    SCOPED_TRACE(describe(c));
+    AttnRun a(c, seed);
+    a.run(attention_forward, attention_backward);
+    expect_close(a.out, a.out_r, 2e-5, 1e-4, "out");
+    expect_close(a.lse, a.lse_r, 2e-5, 1e-5, "lse");
+    expect_close(a.dq, a.dq_r, 1e-4, 1e-3, "dq");
+    expect_close(a.dk, a.dk_r, 1e-4, 1e-3, "dk");
+    expect_close(a.dv, a.dv_r, 1e-4, 1e-3, "dv");
   }
 }
 
@@ -156,6 +173,78 @@ TEST(KernelAttention, Deterministic) {
   EXPECT_EQ(dq, dq2);
   EXPECT_EQ(dk, dk2);
   EXPECT_EQ(dv, dv2);
+}
+
+// ‖a − b‖ / ‖b‖ must stay ≤ rel and every |a − b| ≤ abs_frac · max|b| (bf16 tolerances).
+double expect_norm_close(const std::vector<float>& a, const std::vector<float>& b, double rel, double abs_frac,
+                         const char* what) {
+  EXPECT_EQ(a.size(), b.size()) << what;
+  double num = 0, den = 0, bmax = 0, dmax = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double d = double(a[i]) - b[i];
+    num += d * d;
+    den += double(b[i]) * b[i];
+    bmax = std::max(bmax, std::fabs(double(b[i])));
+    dmax = std::isnan(d) ? INFINITY : std::max(dmax, std::fabs(d));
+  }
+  // An all-zero reference (dq, dk at T = 1) is compared by the RMS and max of a instead, on
+  // the scale of the unit-variance inputs.
+  const double e = den > 0 ? std::sqrt(num / den) : std::sqrt(num / double(std::max<size_t>(a.size(), 1)));
+  if (den == 0) bmax = 1.0;
+  EXPECT_LE(e, rel) << what << ": norm-wise relative error";
+  EXPECT_LE(dmax, abs_frac * bmax + 1e-6) << what << ": max abs error (max|ref| = " << bmax << ")";
+  return e;
+}
+
+TEST(KernelAttention, Bf16VsReference) {
+  // MHA, GQA 2:1 and 4:1, MQA; T = 1, odd, below / at / not a multiple of the tiles; every
+  // specialised head size (32, 48, 64, 128) and generic ones (odd 7, 40, 80 = 4 + 1 chunks).
+  const AttnCase cases[] = {{1, 1, 2, 2, 64},  {2, 5, 4, 2, 32},  {1, 33, 4, 1, 48},  {2, 64, 2, 2, 48},
+                            {1, 97, 8, 2, 7},  {1, 130, 4, 4, 32}, {3, 17, 8, 1, 64}, {1, 200, 4, 1, 64},
+                            {1, 70, 2, 1, 128}, {1, 131, 8, 4, 40}, {1, 75, 2, 2, 80}, {2, 257, 4, 2, 64}};
+  uint32_t seed = 300;
+  double worst[5] = {};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(describe(c));
+    AttnRun a(c, seed);
+    a.run(attention_forward_bf16, attention_backward_bf16);
+    const double e[] = {expect_norm_close(a.out, a.out_r, 1e-2, 2e-2, "out"),
+                        expect_norm_close(a.lse, a.lse_r, 1e-2, 2e-2, "lse"),
+                        expect_norm_close(a.dq, a.dq_r, 1e-2, 2e-2, "dq"),
+                        expect_norm_close(a.dk, a.dk_r, 1e-2, 2e-2, "dk"),
+                        expect_norm_close(a.dv, a.dv_r, 1e-2, 2e-2, "dv")};
+    for (int i = 0; i < 5; ++i) worst[i] = std::max(worst[i], e[i]);
+#if defined(__AVX512BF16__)
+    // The bf16 path really rounds (it is not the fp32 kernel under another name).
+    std::vector<float> out32(a.out.size()), lse32(a.lse.size());
+    attention_forward(a.q.data(), a.k.data(), a.v.data(), out32.data(), lse32.data(), a.s);
+    if (c.T > 1) EXPECT_NE(a.out, out32);
+#endif
+  }
+  RecordProperty("worst_norm_rel_err", testing::PrintToString(std::vector<double>(worst, worst + 5)));
+  std::printf("bf16 attention, worst norm-wise rel. error: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n", worst[0],
+              worst[1], worst[2], worst[3], worst[4]);
+}
+
+TEST(KernelAttention, Bf16Deterministic) {
+  for (int hd : {64, 40}) {
+    const AttnShape s{2, 150, 4, 2, hd};
+    const size_t nq = size_t(2) * 150 * 4 * hd, nk = nq / 2;
+    auto q = randv(nq, 11), k = randv(nk, 12), v = randv(nk, 13), dout = randv(nq, 14);
+    std::vector<float> out(nq), lse(2 * 4 * 150), dq(nq), dk(nk), dv(nk);
+    attention_forward_bf16(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+    attention_backward_bf16(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(),
+                            dv.data(), s);
+    auto o2 = out, l2 = lse, dq2 = dq, dk2 = dk, dv2 = dv;
+    attention_forward_bf16(q.data(), k.data(), v.data(), o2.data(), l2.data(), s);
+    attention_backward_bf16(q.data(), k.data(), v.data(), o2.data(), dout.data(), l2.data(), dq2.data(), dk2.data(),
+                            dv2.data(), s);
+    EXPECT_EQ(out, o2);
+    EXPECT_EQ(lse, l2);
+    EXPECT_EQ(dq, dq2);
+    EXPECT_EQ(dk, dk2);
+    EXPECT_EQ(dv, dv2);
+  }
 }
 
 TEST(KernelRmsNorm, ForwardBackwardVsDouble) {

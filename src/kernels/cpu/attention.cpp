@@ -63,14 +63,10 @@ inline void tile_scores(const float* const x[kR], int nr, const float (*kt)[kBk]
 #endif
 }
 
-// Forward of query rows i0 .. i0+nr−1 against one key block (online softmax update).
-template <int HD>
-void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const float (*kt)[kBk], const float* v,
-              int64_t ks, float (*acc)[kMaxHd], float* m, float* l, int hd) {
-  const int n = HD ? HD : hd;
-  alignas(64) float sc[kR][kBk];
-  tile_scores<HD>(qi, nr, kt, sc, hd);  // q already carries the 1/√hd scale
-  float corr[kR];
+// Online-softmax update of score rows r < nr (query i0 + r, keys j0 .. j0+nj−1): keys past the
+// diagonal are masked, the row becomes exp(s − new max) in place, m and l are updated and
+// corr[r] = exp(old max − new max) rescales the row's accumulator. Returns the keys any row sees.
+inline int softmax_update(float (*sc)[kBk], int nr, int i0, int j0, int nj, float* m, float* l, float* corr) {
   int jmax = 0;
   for (int r = 0; r < nr; ++r) {
     const int jn = std::min(nj, i0 + r - j0 + 1);  // causal: keys j0 .. i
@@ -90,6 +86,40 @@ void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const f
     l[r] = l[r] * corr[r] + sum;
     m[r] = mx;
   }
+  return jmax;
+}
+
+// Backward: p holds raw scores q·k, ds holds dO·v. Turns them into P = exp(s·scale − lse) and
+// dS = P∘(dP − D)·scale for rows r < nr (zero past the diagonal and in rows nr .. kR−1).
+// Returns the keys any row sees.
+inline int probs_and_dscores(float (*p)[kBk], float (*ds)[kBk], const float* z, const float* Di, int nr, int i0,
+                             int j0, int nj, float scale) {
+  int jmax = 0;
+  for (int r = 0; r < nr; ++r) {
+    const int jn = std::min(nj, i0 + r - j0 + 1);
+    jmax = std::max(jmax, jn);
+    float* pr = p[r];
+    float* dr = ds[r];
+#pragma omp simd aligned(pr : 64)
+    for (int j = 0; j < kBk; ++j) pr[j] = j < jn ? pr[j] * scale - z[r] : -std::numeric_limits<float>::infinity();
+    exp_inplace(pr, kBk);
+#pragma omp simd aligned(pr, dr : 64)
+    for (int j = 0; j < kBk; ++j) dr[j] = pr[j] * (dr[j] - Di[r]) * scale;
+  }
+  for (int r = nr; r < kR; ++r)
+    for (int j = 0; j < kBk; ++j) p[r][j] = ds[r][j] = 0.0f;
+  return jmax;
+}
+
+// Forward of query rows i0 .. i0+nr−1 against one key block (online softmax update).
+template <int HD>
+void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const float (*kt)[kBk], const float* v,
+              int64_t ks, float (*acc)[kMaxHd], float* m, float* l, int hd) {
+  const int n = HD ? HD : hd;
+  alignas(64) float sc[kR][kBk];
+  tile_scores<HD>(qi, nr, kt, sc, hd);  // q already carries the 1/√hd scale
+  float corr[kR];
+  const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr);
 #if defined(__AVX512F__)
   if constexpr (HD > 0 && HD % 16 == 0 && HD <= 64) {
     // The 4 rows' output accumulators stay in registers across the key loop.
@@ -142,20 +172,7 @@ void bwd_rows(const float* const qi[kR], const float* const doi[kR], float* cons
   alignas(64) float p[kR][kBk], ds[kR][kBk];
   tile_scores<HD>(qi, nr, kt, p, hd);
   tile_scores<HD>(doi, nr, vt, ds, hd);
-  int jmax = 0;
-  for (int r = 0; r < nr; ++r) {
-    const int jn = std::min(nj, i0 + r - j0 + 1);
-    jmax = std::max(jmax, jn);
-    float* pr = p[r];
-    float* dr = ds[r];
-#pragma omp simd aligned(pr : 64)
-    for (int j = 0; j < kBk; ++j) pr[j] = j < jn ? pr[j] * scale - z[r] : -std::numeric_limits<float>::infinity();
-    exp_inplace(pr, kBk);
-#pragma omp simd aligned(pr, dr : 64)
-    for (int j = 0; j < kBk; ++j) dr[j] = pr[j] * (dr[j] - Di[r]) * scale;
-  }
-  for (int r = nr; r < kR; ++r)
-    for (int j = 0; j < kBk; ++j) p[r][j] = ds[r][j] = 0.0f;
+  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, scale);
   float dqa[kR][HD ? HD : kMaxHd] = {};
   const float* q0 = qi[0];
   const float* q1 = nr > 1 ? qi[1] : q0;
@@ -239,19 +256,52 @@ inline void load_tile_t(const float* x, int64_t stride, int nj, int hd, float (*
   }
 }
 
-template <int HD>
-void forward_impl(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
-  const int B = s.B, T = s.T, H = s.H, KV = s.KV, hd = s.hd;
-  const int group = H / KV;
-  const int64_t qs = int64_t(H) * hd, ks = int64_t(KV) * hd;  // row strides
-  const float scale = 1.0f / std::sqrt(float(hd));
-  const int qblocks = (T + kBq - 1) / kBq;
+// Forward tasks: one per (batch, head, block of kBq queries), dynamically scheduled;
+// task(b, h, kv head, first query, end query).
+template <class Task>
+void for_each_query_block(const AttnShape& s, Task&& task) {
+  const int B = s.B, H = s.H, T = s.T, group = s.H / s.KV, qblocks = (s.T + kBq - 1) / kBq;
 #pragma omp parallel for schedule(dynamic, 1) collapse(3)
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
-      for (int qb = 0; qb < qblocks; ++qb) {
-        const int kvh = h / group;
-        const int i0 = qb * kBq, i1 = std::min(T, i0 + kBq);
+      for (int qb = 0; qb < qblocks; ++qb) task(b, h, h / group, qb * kBq, std::min(T, qb * kBq + kBq));
+}
+
+// Backward tasks: one per (batch, KV head); task(b, kv head).
+template <class Task>
+void for_each_kv_head(const AttnShape& s, Task&& task) {
+  const int B = s.B, KV = s.KV;
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+  for (int b = 0; b < B; ++b)
+    for (int kvh = 0; kvh < KV; ++kvh) task(b, kvh);
+}
+
+// dK, dV of the nj rows of a key tile (row stride ks) from the tile accumulators.
+inline void store_kv_grads(const float (*dka)[kMaxHd], const float (*dva)[kMaxHd], int nj, float* dk, float* dv,
+                           int64_t ks, int hd) {
+  for (int j = 0; j < nj; ++j) {
+    std::memcpy(dk + int64_t(j) * ks, dka[j], sizeof(float) * size_t(hd));
+    std::memcpy(dv + int64_t(j) * ks, dva[j], sizeof(float) * size_t(hd));
+  }
+}
+
+// Output rows acc/l and their log-sum-exp m + log l, for n rows of one head.
+inline void finish_rows(const float (*acc)[kMaxHd], const float* m, const float* l, int n, float* out, int64_t qs,
+                        float* lse, int hd) {
+  for (int i = 0; i < n; ++i) {
+    const float inv = 1.0f / l[i];
+    float* o = out + int64_t(i) * qs;
+    for (int d = 0; d < hd; ++d) o[d] = acc[i][d] * inv;
+    lse[i] = m[i] + std::log(l[i]);
+  }
+}
+
+template <int HD>
+void forward_impl(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
+  const int T = s.T, H = s.H, hd = s.hd;
+  const int64_t qs = int64_t(H) * hd, ks = int64_t(s.KV) * hd;  // row strides
+  const float scale = 1.0f / std::sqrt(float(hd));
+  for_each_query_block(s, [&](int b, int h, int kvh, int i0, int i1) {
         alignas(64) float acc[kBq][kMaxHd];
         alignas(64) float kt[kMaxHd][kBk];
         alignas(64) float qsc[kBq][kMaxHd];  // the block's queries, pre-scaled by 1/√hd
@@ -276,13 +326,9 @@ void forward_impl(const float* q, const float* k, const float* v, float* out, fl
                          l + (i - i0), hd);
           }
         }
-        for (int i = i0; i < i1; ++i) {
-          const float inv = 1.0f / l[i - i0];
-          float* o = out + (int64_t(b) * T + i) * qs + int64_t(h) * hd;
-          for (int d = 0; d < hd; ++d) o[d] = acc[i - i0][d] * inv;
-          lse[(int64_t(b) * H + h) * T + i] = m[i - i0] + std::log(l[i - i0]);
-        }
-      }
+        finish_rows(acc, m, l, i1 - i0, out + (int64_t(b) * T + i0) * qs + int64_t(h) * hd, qs,
+                    lse + (int64_t(b) * H + h) * T + i0, hd);
+      });
 }
 
 // Key-block outer loop: one task per (batch, KV head) owns dk/dv of that head and dq of its
@@ -291,13 +337,11 @@ void forward_impl(const float* q, const float* k, const float* v, float* out, fl
 template <int HD>
 void backward_impl(const float* q, const float* k, const float* v, const float* out, const float* dout,
                    const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
-  const int B = s.B, T = s.T, H = s.H, KV = s.KV, hd = s.hd;
+  const int T = s.T, H = s.H, KV = s.KV, hd = s.hd;
   const int group = H / KV;
   const int64_t qs = int64_t(H) * hd, ks = int64_t(KV) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-#pragma omp parallel for schedule(dynamic, 1) collapse(2)
-  for (int b = 0; b < B; ++b)
-    for (int kvh = 0; kvh < KV; ++kvh) {
+  for_each_kv_head(s, [&](int b, int kvh) {
       alignas(64) float kt[kMaxHd][kBk], vt[kMaxHd][kBk];
       alignas(64) float dka[kBk][kMaxHd], dva[kBk][kMaxHd];
       for (int h = kvh * group; h < (kvh + 1) * group; ++h)
@@ -331,14 +375,336 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
             bwd_rows<HD>(qi, doi, dqi, Di, z, nr, i, j0, nj, kt, vt, kbase + int64_t(j0) * ks, ks, dka, dva, hd,
                          scale);
           }
-        for (int j = 0; j < nj; ++j) {
-          const int64_t ko = (int64_t(b) * T + j0 + j) * ks + int64_t(kvh) * hd;
-          std::memcpy(dk + ko, dka[j], sizeof(float) * size_t(hd));
-          std::memcpy(dv + ko, dva[j], sizeof(float) * size_t(hd));
-        }
+        const int64_t ko = (int64_t(b) * T + j0) * ks + int64_t(kvh) * hd;
+        store_kv_grads(dka, dva, nj, dk + ko, dv + ko, ks, hd);
       }
+    });
+}
+// ---- bf16 compute (AVX512_BF16) ------------------------------------------------------------
+// The same tiling as above; every inner product runs as vdpbf16ps (pairs of bf16 products
+// summed into fp32 lanes). Operands are rounded to bf16 (nearest even) when packed; scores,
+// softmax statistics, D, P/dS before rounding and all accumulators stay fp32.
+//
+// vdpbf16ps lane j adds a[2j]·b[2j] + a[2j+1]·b[2j+1], so both operands hold pairs along the
+// reduction dimension in one 32-bit word (low half = even index). Layouts (words, hdp = hd
+// rounded up to 16, zero-padded):
+//   row words   x[p]       = (x[2p], x[2p+1])                  queries/dO, pairs along d
+//   kt[p][j]               = (k_j[2p], k_j[2p+1])              key/value tile, transposed
+//   key pairs   kp[jp][d]  = (x_{2jp}[d], x_{2jp+1}[d])        value tile (P·V), key tile (dS·K)
+//   row pairs   qp[ip][d]  = (q_{2ip}[d], q_{2ip+1}[d])        queries/dO (dSᵀ·Q, Pᵀ·dO)
+#if defined(__AVX512BF16__)
+constexpr int kRound = 16;  // head dims are padded to whole 16-lane chunks
+inline int round16(int n) { return (n + kRound - 1) / kRound * kRound; }
+
+inline __m512bh as_bh(__m512i x) {
+  __m512bh r;
+  std::memcpy(&r, &x, sizeof r);
+  return r;
+}
+inline __m512bh bcast_word(uint32_t w) { return as_bh(_mm512_set1_epi32(int(w))); }
+inline __m512bh load_bh(const uint32_t* p) { return as_bh(_mm512_loadu_si512(p)); }
+
+// bf16 of x[0 .. n) in 16 lanes (n ≤ 16, lanes ≥ n are zero; x may be null when n ≤ 0).
+inline __m256i cvt16(const float* x, int n) {
+  if (n <= 0) return _mm256_setzero_si256();
+  const __mmask16 m = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+  const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x));
+  __m256i r;
+  std::memcpy(&r, &h, sizeof r);
+  return r;
+}
+
+// Row words of x[0 .. n), zero up to npad elements (npad a multiple of 16).
+inline void row_words(const float* x, int n, int npad, uint32_t* w) {
+  for (int d = 0; d < npad; d += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(w + d / 2), cvt16(x ? x + d : nullptr, n - d));
+}
+
+// w[d] = (a[d], b[d]) for d < npad; a or b null, or d ≥ n, gives zero halves.
+inline void pair_words(const float* a, const float* b, int n, int npad, uint32_t* w) {
+  for (int d = 0; d < npad; d += 16) {
+    const __m512i lo = _mm512_cvtepu16_epi32(cvt16(a ? a + d : nullptr, a ? n - d : 0));
+    const __m512i hi = _mm512_cvtepu16_epi32(cvt16(b ? b + d : nullptr, b ? n - d : 0));
+    _mm512_storeu_si512(w + d, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+  }
+}
+
+// Tile rows j0 .. j0+nj−1 (stride) of one head, transposed into kt[p][j]; zero past nj.
+inline void pack_transposed(const float* x, int64_t stride, int nj, int hd, int hdp, uint32_t (*kt)[kBk]) {
+  alignas(64) uint32_t w[kMaxHd / 2];
+  for (int j = 0; j < kBk; ++j) {
+    row_words(j < nj ? x + int64_t(j) * stride : nullptr, j < nj ? hd : 0, hdp, w);
+    for (int p = 0; p < hdp / 2; ++p) kt[p][j] = w[p];
+  }
+}
+
+// Tile rows as key pairs kp[jp][d]; zero past nj.
+inline void pack_key_pairs(const float* x, int64_t stride, int nj, int hd, int hdp, uint32_t (*kp)[kMaxHd]) {
+  for (int jp = 0; jp < kBk / 2; ++jp) {
+    const int j = 2 * jp;
+    pair_words(j < nj ? x + int64_t(j) * stride : nullptr, j + 1 < nj ? x + int64_t(j + 1) * stride : nullptr, hd,
+               hdp, kp[jp]);
+  }
+}
+
+// sc[r][j] = Σ_p x_r[p] · kt[p][j] over np word pairs (rows r ≥ nr may repeat or be zero).
+template <int NP>
+inline void tile_scores_bf16(const uint32_t* const x[kR], const uint32_t (*kt)[kBk], float (*sc)[kBk], int np) {
+  const int n = NP ? NP : np;
+  __m512 a[kR][4];
+  for (int r = 0; r < kR; ++r)
+    for (int c = 0; c < 4; ++c) a[r][c] = _mm512_setzero_ps();
+  for (int p = 0; p < n; ++p) {
+    const __m512bh k0 = load_bh(kt[p]), k1 = load_bh(kt[p] + 16), k2 = load_bh(kt[p] + 32),
+                   k3 = load_bh(kt[p] + 48);
+    for (int r = 0; r < kR; ++r) {
+      const __m512bh xb = bcast_word(x[r][p]);
+      a[r][0] = _mm512_dpbf16_ps(a[r][0], xb, k0);
+      a[r][1] = _mm512_dpbf16_ps(a[r][1], xb, k1);
+      a[r][2] = _mm512_dpbf16_ps(a[r][2], xb, k2);
+      a[r][3] = _mm512_dpbf16_ps(a[r][3], xb, k3);
+    }
+  }
+  for (int r = 0; r < kR; ++r)
+    for (int c = 0; c < 4; ++c) _mm512_store_ps(sc[r] + 16 * c, a[r][c]);
+}
+
+// acc[r][chunks c0 .. c0+G) = corr[r]·acc + Σ_j P[r][j]·v_j over npairs key pairs.
+template <int G>
+void pv_group(const uint32_t (*pw)[kBk / 2], int npairs, const uint32_t (*vp)[kMaxHd], float (*acc)[kMaxHd],
+              const float* corr, int nr, int c0) {
+  __m512 a[kR][G];
+  for (int r = 0; r < kR; ++r)
+    for (int c = 0; c < G; ++c)
+      a[r][c] = r < nr ? _mm512_mul_ps(_mm512_load_ps(acc[r] + 16 * (c0 + c)), _mm512_set1_ps(corr[r]))
+                       : _mm512_setzero_ps();
+  for (int jp = 0; jp < npairs; ++jp) {
+    const __m512bh p0 = bcast_word(pw[0][jp]), p1 = bcast_word(pw[1][jp]), p2 = bcast_word(pw[2][jp]),
+                   p3 = bcast_word(pw[3][jp]);
+    for (int c = 0; c < G; ++c) {
+      const __m512bh vv = load_bh(vp[jp] + 16 * (c0 + c));
+      a[0][c] = _mm512_dpbf16_ps(a[0][c], p0, vv);
+      a[1][c] = _mm512_dpbf16_ps(a[1][c], p1, vv);
+      a[2][c] = _mm512_dpbf16_ps(a[2][c], p2, vv);
+      a[3][c] = _mm512_dpbf16_ps(a[3][c], p3, vv);
+    }
+  }
+  for (int r = 0; r < nr; ++r)
+    for (int c = 0; c < G; ++c) _mm512_store_ps(acc[r] + 16 * (c0 + c), a[r][c]);
+}
+
+template <int HD>
+void fwd_rows_bf16(const uint32_t* const qw[kR], int nr, int i0, int j0, int nj, const uint32_t (*kt)[kBk],
+                   const uint32_t (*vp)[kMaxHd], float (*acc)[kMaxHd], float* m, float* l, int hd) {
+  const int hdp = round16(HD ? HD : hd);
+  alignas(64) float sc[kR][kBk];
+  tile_scores_bf16<HD ? (HD + kRound - 1) / kRound * kRound / 2 : 0>(qw, kt, sc, hdp / 2);
+  float corr[kR];
+  const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr);
+  alignas(64) uint32_t pw[kR][kBk / 2];
+  for (int r = 0; r < kR; ++r) row_words(sc[r], r < nr ? kBk : 0, kBk, pw[r]);
+  const int npairs = (jmax + 1) / 2, nc = hdp / 16;
+  for (int c0 = 0; c0 < nc; c0 += 4) switch (std::min(4, nc - c0)) {
+      case 1: pv_group<1>(pw, npairs, vp, acc, corr, nr, c0); break;
+      case 2: pv_group<2>(pw, npairs, vp, acc, corr, nr, c0); break;
+      case 3: pv_group<3>(pw, npairs, vp, acc, corr, nr, c0); break;
+      default: pv_group<4>(pw, npairs, vp, acc, corr, nr, c0); break;
     }
 }
+
+template <int HD>
+void forward_bf16_impl(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
+  const int T = s.T, H = s.H, hd = s.hd, hdp = round16(hd);
+  const int64_t qs = int64_t(H) * hd, ks = int64_t(s.KV) * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  for_each_query_block(s, [&](int b, int h, int kvh, int i0, int i1) {
+        alignas(64) float acc[kBq][kMaxHd];
+        alignas(64) uint32_t qw[kBq][kMaxHd / 2];  // queries pre-scaled by 1/√hd, row words
+        alignas(64) uint32_t kt[kMaxHd / 2][kBk];
+        alignas(64) uint32_t vp[kBk / 2][kMaxHd];
+        alignas(64) float tmp[kMaxHd];
+        float m[kBq], l[kBq];
+        for (int i = 0; i < i1 - i0; ++i) {
+          m[i] = -std::numeric_limits<float>::infinity();
+          l[i] = 0.0f;
+          std::memset(acc[i], 0, sizeof(float) * size_t(hdp));
+          const float* qi = q + (int64_t(b) * T + i0 + i) * qs + int64_t(h) * hd;
+          for (int d = 0; d < hd; ++d) tmp[d] = qi[d] * scale;
+          row_words(tmp, hd, hdp, qw[i]);
+        }
+        const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
+        const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
+        for (int j0 = 0; j0 < i1; j0 += kBk) {
+          const int nj = std::min(kBk, i1 - j0);
+          pack_transposed(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kt);
+          pack_key_pairs(vbase + int64_t(j0) * ks, ks, nj, hd, hdp, vp);
+          for (int i = std::max(i0, j0); i < i1; i += kR) {
+            const int nr = std::min(kR, i1 - i);
+            const uint32_t* rows[kR];
+            for (int r = 0; r < kR; ++r) rows[r] = qw[i - i0 + std::min(r, nr - 1)];
+            fwd_rows_bf16<HD>(rows, nr, i, j0, nj, kt, vp, acc + (i - i0), m + (i - i0), l + (i - i0), hd);
+          }
+        }
+        finish_rows(acc, m, l, i1 - i0, out + (int64_t(b) * T + i0) * qs + int64_t(h) * hd, qs,
+                    lse + (int64_t(b) * H + h) * T + i0, hd);
+      });
+}
+
+// Operands of one 4-row block against one key tile, already in bf16 words.
+struct BwdWords {
+  uint32_t p01[kBk], p23[kBk], s01[kBk], s23[kBk];  // row pairs (P, dS) per key: dV, dK
+  uint32_t sw[kR][kBk / 2];                         // dS rows as key pairs: dQ
+};
+
+// dV, dK rows of the tile and dq of the 4 rows for head-dim chunks c0 .. c0+G; qp/op are the
+// block's two query/dO row pairs (stride hdp words).
+template <int G>
+void bwd_group(const BwdWords& w, int npairs, const uint32_t* qp, const uint32_t* op, int hdp,
+               const uint32_t (*kp)[kMaxHd], float (*dka)[kMaxHd], float (*dva)[kMaxHd], float* const dqi[kR], int nr,
+               int hd, int c0) {
+  __m512 dq[kR][G];
+  for (int r = 0; r < kR; ++r)
+    for (int c = 0; c < G; ++c) dq[r][c] = _mm512_setzero_ps();
+  for (int jp = 0; jp < npairs; ++jp) {
+    const int j = 2 * jp;
+    const __m512bh pa0 = bcast_word(w.p01[j]), pb0 = bcast_word(w.p23[j]), pa1 = bcast_word(w.p01[j + 1]),
+                   pb1 = bcast_word(w.p23[j + 1]);
+    const __m512bh sa0 = bcast_word(w.s01[j]), sb0 = bcast_word(w.s23[j]), sa1 = bcast_word(w.s01[j + 1]),
+                   sb1 = bcast_word(w.s23[j + 1]);
+    const __m512bh d0 = bcast_word(w.sw[0][jp]), d1 = bcast_word(w.sw[1][jp]), d2 = bcast_word(w.sw[2][jp]),
+                   d3 = bcast_word(w.sw[3][jp]);
+    for (int c = 0; c < G; ++c) {
+      const int off = 16 * (c0 + c);
+      const __m512bh q0 = load_bh(qp + off), q1 = load_bh(qp + hdp + off);
+      const __m512bh o0 = load_bh(op + off), o1 = load_bh(op + hdp + off);
+      _mm512_store_ps(dva[j] + off,
+                      _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_load_ps(dva[j] + off), pa0, o0), pb0, o1));
+      _mm512_store_ps(dva[j + 1] + off,
+                      _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_load_ps(dva[j + 1] + off), pa1, o0), pb1, o1));
+      _mm512_store_ps(dka[j] + off,
+                      _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_load_ps(dka[j] + off), sa0, q0), sb0, q1));
+      _mm512_store_ps(dka[j + 1] + off,
+                      _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_load_ps(dka[j + 1] + off), sa1, q0), sb1, q1));
+      const __m512bh kv = load_bh(kp[jp] + off);
+      dq[0][c] = _mm512_dpbf16_ps(dq[0][c], d0, kv);
+      dq[1][c] = _mm512_dpbf16_ps(dq[1][c], d1, kv);
+      dq[2][c] = _mm512_dpbf16_ps(dq[2][c], d2, kv);
+      dq[3][c] = _mm512_dpbf16_ps(dq[3][c], d3, kv);
+    }
+  }
+  for (int r = 0; r < nr; ++r)
+    for (int c = 0; c < G; ++c) {
+      const int off = 16 * (c0 + c);
+      if (off >= hd) break;
+      const __mmask16 m = hd - off >= 16 ? __mmask16(0xffff) : __mmask16((1u << (hd - off)) - 1);
+      _mm512_mask_storeu_ps(dqi[r] + off, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dqi[r] + off), dq[r][c]));
+    }
+}
+
+// qw/ow: the block's 4 query/dO rows as row words (stride hdp/2); qp/op: its 2 row pairs.
+template <int HD>
+void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, const uint32_t* op,
+                   float* const dqi[kR], const float* Di, const float* z, int nr, int i0, int j0, int nj,
+                   const uint32_t (*kt)[kBk], const uint32_t (*vt)[kBk], const uint32_t (*kp)[kMaxHd],
+                   float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale) {
+  constexpr int NP = HD ? (HD + kRound - 1) / kRound * kRound / 2 : 0;
+  const int hdp = round16(HD ? HD : hd), np = hdp / 2;
+  alignas(64) float p[kR][kBk], ds[kR][kBk];
+  const uint32_t* const qr[kR] = {qw, qw + np, qw + 2 * np, qw + 3 * np};
+  const uint32_t* const orr[kR] = {ow, ow + np, ow + 2 * np, ow + 3 * np};
+  tile_scores_bf16<NP>(qr, kt, p, np);
+  tile_scores_bf16<NP>(orr, vt, ds, np);
+  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, scale);
+  alignas(64) BwdWords w;
+  pair_words(p[0], p[1], kBk, kBk, w.p01);
+  pair_words(p[2], p[3], kBk, kBk, w.p23);
+  pair_words(ds[0], ds[1], kBk, kBk, w.s01);
+  pair_words(ds[2], ds[3], kBk, kBk, w.s23);
+  for (int r = 0; r < kR; ++r) row_words(ds[r], kBk, kBk, w.sw[r]);
+  const int npairs = (jmax + 1) / 2, nc = hdp / 16;
+  for (int c0 = 0; c0 < nc; c0 += 4) switch (std::min(4, nc - c0)) {
+      case 1: bwd_group<1>(w, npairs, qp, op, hdp, kp, dka, dva, dqi, nr, hd, c0); break;
+      case 2: bwd_group<2>(w, npairs, qp, op, hdp, kp, dka, dva, dqi, nr, hd, c0); break;
+      case 3: bwd_group<3>(w, npairs, qp, op, hdp, kp, dka, dva, dqi, nr, hd, c0); break;
+      default: bwd_group<4>(w, npairs, qp, op, hdp, kp, dka, dva, dqi, nr, hd, c0); break;
+    }
+}
+
+template <int HD>
+void backward_bf16_impl(const float* q, const float* k, const float* v, const float* out, const float* dout,
+                        const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
+  const int T = s.T, H = s.H, KV = s.KV, hd = s.hd, hdp = round16(hd), np = hdp / 2;
+  const int group = H / KV;
+  const int T4 = (T + kR - 1) / kR * kR;  // rows padded (with zeros) to whole 4-row blocks
+  const int64_t qs = int64_t(H) * hd, ks = int64_t(KV) * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  for_each_kv_head(s, [&](int b, int kvh) {
+      alignas(64) uint32_t kt[kMaxHd / 2][kBk], vt[kMaxHd / 2][kBk];
+      alignas(64) uint32_t kp[kBk / 2][kMaxHd];
+      alignas(64) float dka[kBk][kMaxHd], dva[kBk][kMaxHd];
+      // The group's queries and dO in bf16, both as row words and as row pairs (T4·np words
+      // per head each), and D = rowsum(dO∘O), lse per row.
+      // Per-thread buffers, grown once and reused (no allocation or page fault per step).
+      const size_t hw = size_t(T4) * size_t(np);
+      thread_local std::vector<uint32_t> words;
+      thread_local std::vector<float> rowstats;
+      if (words.size() < 4 * group * hw) words.resize(4 * group * hw);
+      if (rowstats.size() < 2 * size_t(group) * T4) rowstats.resize(2 * size_t(group) * T4);
+      uint32_t* qw = words.data();
+      uint32_t* ow = qw + group * hw;
+      uint32_t* qp = ow + group * hw;
+      uint32_t* op = qp + group * hw;
+      float* Dv = rowstats.data();
+      float* zv = Dv + size_t(group) * T4;
+      std::fill(Dv, Dv + 2 * size_t(group) * T4, 0.0f);
+      for (int g = 0; g < group; ++g) {
+        const int h = kvh * group + g;
+        for (int i = 0; i < T4; ++i) {
+          const int64_t qo = (int64_t(b) * T + i) * qs + int64_t(h) * hd;
+          row_words(i < T ? q + qo : nullptr, i < T ? hd : 0, hdp, &qw[g * hw + size_t(i) * np]);
+          row_words(i < T ? dout + qo : nullptr, i < T ? hd : 0, hdp, &ow[g * hw + size_t(i) * np]);
+          if (i % 2 == 0) {
+            const bool second = i + 1 < T;
+            pair_words(i < T ? q + qo : nullptr, second ? q + qo + qs : nullptr, hd, hdp,
+                       &qp[g * hw + size_t(i / 2) * hdp]);
+            pair_words(i < T ? dout + qo : nullptr, second ? dout + qo + qs : nullptr, hd, hdp,
+                       &op[g * hw + size_t(i / 2) * hdp]);
+          }
+          if (i < T) {
+            Dv[size_t(g) * T4 + i] = dot(dout + qo, out + qo, hd);
+            zv[size_t(g) * T4 + i] = lse[(int64_t(b) * H + h) * T + i];
+            std::memset(dq + qo, 0, sizeof(float) * size_t(hd));
+          }
+        }
+      }
+      const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
+      const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
+      for (int j0 = 0; j0 < T; j0 += kBk) {
+        const int nj = std::min(kBk, T - j0);
+        pack_transposed(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kt);
+        pack_transposed(vbase + int64_t(j0) * ks, ks, nj, hd, hdp, vt);
+        pack_key_pairs(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kp);
+        for (int j = 0; j < kBk; ++j) {
+          std::memset(dka[j], 0, sizeof(float) * size_t(hdp));
+          std::memset(dva[j], 0, sizeof(float) * size_t(hdp));
+        }
+        for (int g = 0; g < group; ++g) {
+          const int h = kvh * group + g;
+          for (int i = j0; i < T; i += kR) {
+            const int nr = std::min(kR, T - i);
+            float* dqi[kR];
+            for (int r = 0; r < kR; ++r)
+              dqi[r] = dq + (int64_t(b) * T + i + std::min(r, nr - 1)) * qs + int64_t(h) * hd;
+            const size_t rw = g * hw + size_t(i) * np, pw = g * hw + size_t(i / 2) * hdp;
+            bwd_rows_bf16<HD>(&qw[rw], &ow[rw], &qp[pw], &op[pw], dqi, &Dv[size_t(g) * T4 + i],
+                              &zv[size_t(g) * T4 + i], nr, i, j0, nj, kt, vt, kp, dka, dva, hd, scale);
+          }
+        }
+        const int64_t ko = (int64_t(b) * T + j0) * ks + int64_t(kvh) * hd;
+        store_kv_grads(dka, dva, nj, dk + ko, dv + ko, ks, hd);
+      }
+    });
+}
+#endif  // __AVX512BF16__
 }  // namespace
 
 // Head sizes of the common models get a compile-time specialisation (registers for the
@@ -362,6 +728,37 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     case 128: return backward_impl<128>(q, k, v, out, dout, lse, dq, dk, dv, s);
     default: return backward_impl<0>(q, k, v, out, dout, lse, dq, dk, dv, s);
   }
+}
+
+// bf16 compute: the same head-size specialisations; without AVX512_BF16 the fp32 kernels run.
+void attention_forward_bf16(const float* q, const float* k, const float* v, float* out, float* lse,
+                            const AttnShape& s) {
+#if defined(__AVX512BF16__)
+  switch (s.hd) {
+    case 32: return forward_bf16_impl<32>(q, k, v, out, lse, s);
+    case 48: return forward_bf16_impl<48>(q, k, v, out, lse, s);
+    case 64: return forward_bf16_impl<64>(q, k, v, out, lse, s);
+    case 128: return forward_bf16_impl<128>(q, k, v, out, lse, s);
+    default: return forward_bf16_impl<0>(q, k, v, out, lse, s);
+  }
+#else
+  attention_forward(q, k, v, out, lse, s);
+#endif
+}
+
+void attention_backward_bf16(const float* q, const float* k, const float* v, const float* out, const float* dout,
+                             const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
+#if defined(__AVX512BF16__)
+  switch (s.hd) {
+    case 32: return backward_bf16_impl<32>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    case 48: return backward_bf16_impl<48>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    case 64: return backward_bf16_impl<64>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    case 128: return backward_bf16_impl<128>(q, k, v, out, dout, lse, dq, dk, dv, s);
+    default: return backward_bf16_impl<0>(q, k, v, out, dout, lse, dq, dk, dv, s);
+  }
+#else
+  attention_backward(q, k, v, out, dout, lse, dq, dk, dv, s);
+#endif
 }
 
 void attention_forward_ref(const float* q, const float* k, const float* v, float* out, float* lse,
