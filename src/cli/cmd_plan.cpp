@@ -56,6 +56,7 @@ nlohmann::json to_json(const TrainPlan& p) {
           {"zero1", o.zero1},
           {"recompute", o.recompute ? "full" : "none"},
           {"sequence_parallel", o.sequence_parallel},
+          {"pack_weights", o.pack_weights},
           {"precision", o.precision},
           {"device", o.device},
           {"stages", stages},
@@ -139,6 +140,8 @@ void register_plan(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--sequence-parallel", p.sequence_parallel,
                 "Sequence parallelism (parallel.sequence_parallel): residual stream and norms sharded over tp");
+  cmd->add_flag("!--no-pack-weights", p.pack_weights,
+                "cpu fp32: without packed GEMM copies of the weights (train.pack_weights=false)");
   cmd->add_option("--precision", p.precision, "Training precision")
       ->check(CLI::IsMember({"bf16", "fp32"}))
       ->capture_default_str();

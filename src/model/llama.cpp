@@ -142,7 +142,7 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
     cvt_[1] = cvt_[0] + cap0;
     cvt_[2] = cvt_[1] + act;
   }
-  plan_packed();
+  if (bf16_ || opt.pack_weights) plan_packed();
 }
 
 void TensorParallelOps::all_gather_rows(const float* local, float* full, int64_t n_local) {
@@ -208,7 +208,7 @@ LlamaStage::Mat LlamaStage::cvt(const float* x, int64_t n, int buf) {
 }
 
 void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc) {
-  if (B.weight && !ta) {
+  if (B.weight && !ta && !packed_.empty()) {
     if (!packed_fresh_) refresh_weights();
     auto it = packed_.find({B.f, tb});
     LT_CHECK(it != packed_.end(), "stage: no packed copy planned for this weight GEMM");

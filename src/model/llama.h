@@ -88,6 +88,9 @@ struct StageOptions {
   bool recompute = false;  // keep only each layer's input; recompute the rest in backward
   int slots = 1;           // micro-batches whose activations are kept at once (pipeline)
   Precision precision = Precision::fp32;
+  // fp32: weight GEMMs read packed copies of the weights (+8 B per GEMM weight parameter,
+  // faster GEMMs); false reads the weights in place. bf16 always packs (its bf16 copies).
+  bool pack_weights = true;
   // Split the residual stream over the tp ranks of layout.shard() (see above); no effect when
   // tp == 1. Needs micro_batch · seq_len divisible by tp.
   bool sequence_parallel = false;

@@ -190,7 +190,8 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
       // The CPU trainer computes from its fp32 weights (they are the master copy) and keeps a
       // packed copy of every GEMM weight per orientation (forward, input gradient); bf16 in
       // bf16 mode (LlamaStage).
-      m.weights = 4.0 * P + (bf16 ? 4.0 : 8.0) * double(gemm_weight_params(layout));
+      const double packed = bf16 ? 4.0 : (o.pack_weights ? 8.0 : 0.0);
+      m.weights = 4.0 * P + packed * double(gemm_weight_params(layout));
       m.optimizer = 8.0 * shard;
     } else {
       m.weights = (bf16 ? 2.0 : 4.0) * P;

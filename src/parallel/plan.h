@@ -35,6 +35,7 @@ struct PlanOptions {
   JobShape shape;
   bool zero1 = true;
   bool recompute = false;
+  bool pack_weights = true;  // cpu fp32: packed GEMM copies of the weights (train.pack_weights)
   bool sequence_parallel = false;
   std::string precision = "bf16";  // bf16 | fp32
   int64_t steps = 1500;

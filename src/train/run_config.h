@@ -23,6 +23,7 @@ struct RunConfig {
   uint64_t seed = 1234;
   std::string precision = "fp32";
   bool recompute = false;
+  bool pack_weights = true;
   int log_every = 1;
   int threads = 0;            // OpenMP threads per rank; 0 = all cores / ranks per node
   double lr = 3e-4, min_lr = 3e-5;

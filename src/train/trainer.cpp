@@ -155,6 +155,7 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
   so.micro_batch = cfg.micro_batch_size;
   so.seq_len = cfg.seq_len;
   so.recompute = cfg.recompute;
+  so.pack_weights = cfg.pack_weights;
   so.precision = parse_precision(cfg.precision);
   so.sequence_parallel = cfg.sequence_parallel;
   if (cfg.sequence_parallel && d.tp == 1 && rt.world().rank() == 0)

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 #include "core/buffer.h"
 #include "model/fixture.h"
 
@@ -16,12 +18,14 @@ TEST_P(LlamaFixtureTest, LogitsLossAndGradientsMatchPyTorch) {
   ParamLayout layout(fx.config, ShardSpec{});
   Buffer w(layout.total() * 4), g(layout.total() * 4);
   fx.load_params(layout, w.as<float>());
-  for (bool recompute : {false, true}) {
+  // Recomputation on / off; weights packed for the GEMMs (default) / read in place.
+  for (auto [recompute, pack] : {std::pair{false, true}, {true, true}, {false, false}}) {
     std::fill(g.as<float>(), g.as<float>() + layout.total(), 0.0f);
     StageOptions opt;
     opt.micro_batch = fx.B;
     opt.seq_len = fx.T;
     opt.recompute = recompute;
+    opt.pack_weights = pack;
     LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
     auto inputs = fx.i32("inputs");
     auto targets = fx.i32("targets");
@@ -40,7 +44,7 @@ TEST_P(LlamaFixtureTest, LogitsLossAndGradientsMatchPyTorch) {
       auto ref = fx.f32("grad." + p.name);
       ASSERT_EQ(ref.size(), p.numel) << p.name;
       EXPECT_LT(test::norm_rel_err(g.as<float>() + p.offset, ref.data(), p.numel), 1e-4)
-          << "gradient of " << p.name << (recompute ? " (recompute)" : "");
+          << "gradient of " << p.name << (recompute ? " (recompute)" : "") << (pack ? "" : " (unpacked)");
     }
   }
 }

@@ -19,6 +19,7 @@ struct RssCase {
   int dim, layers, heads, kv, hidden, vocab, seq, gbs, mbs;
   bool recompute;
   int ranks;  // data-parallel ranks under mpirun (1: plain process)
+  bool pack = true;  // train.pack_weights
 };
 
 double measured_peak_rss(const std::string& run_dir) {
@@ -33,6 +34,7 @@ TEST(PlanRss, PredictionWithinTenPercentOfPeakRss) {
       {"full", 512, 4, 8, 4, 1376, 4000, 128, 8, 8, false, 1},
       {"recompute", 512, 6, 8, 4, 1376, 4000, 128, 8, 8, true, 1},
       {"zero1_dp2", 512, 4, 8, 4, 1376, 4000, 64, 8, 4, false, 2},
+      {"unpacked", 512, 4, 8, 4, 1376, 4000, 128, 8, 8, false, 1, false},
   };
   for (const RssCase& c : cases) {
     auto dir = test::scratch_dir(std::string("plan_rss_") + c.name);
@@ -45,7 +47,8 @@ TEST(PlanRss, PredictionWithinTenPercentOfPeakRss) {
                       " train model=" + model + " data.path=" + data + " run.dir=" + (dir / "run").string() +
                       " train.steps=1 train.global_batch_size=" + std::to_string(c.gbs) +
                       " train.micro_batch_size=" + std::to_string(c.mbs) + " train.seq_len=" + std::to_string(c.seq) +
-                      " train.recompute=" + (c.recompute ? "true" : "false");
+                      " train.recompute=" + (c.recompute ? "true" : "false") +
+                      " train.pack_weights=" + (c.pack ? "true" : "false");
     auto r = test::run_cmd(cmd);
     ASSERT_EQ(r.status, 0) << r.output;
     double measured = measured_peak_rss((dir / "run").string());
@@ -56,6 +59,7 @@ TEST(PlanRss, PredictionWithinTenPercentOfPeakRss) {
     o.precision = "fp32";
     o.device = "cpu";
     o.recompute = c.recompute;
+    o.pack_weights = c.pack;
     o.zero1 = true;  // the trainer's default (no effect at dp 1)
     TrainPlan p = make_train_plan(resolve_model_config(model), o);
     double predicted = p.stages[p.peak_stage].total();

@@ -138,6 +138,9 @@ TEST(Plan, SingleRankFp32ByHand) {
   const double gemm = 5 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 128 * 64) + 301 * 64;
   EXPECT_DOUBLE_EQ(m.weights, 4.0 * m.params + 8.0 * gemm);
   EXPECT_DOUBLE_EQ(m.optimizer, 8.0 * m.params);
+  o.pack_weights = false;  // train.pack_weights=false: the fp32 weights only
+  EXPECT_DOUBLE_EQ(make_train_plan(c, o).stages[0].weights, 4.0 * m.params);
+  o.pack_weights = true;
   // Per layer, N = 2*64 tokens: 4 N·D + 2 N + 2 N·Q + 2 N·KV + N·H + 3 N·F floats, plus 256 pad.
   const double N = 128, D = 64, Q = 64, KV = 32, H = 8, F = 128;
   const double layer = 4 * N * D + 2 * N + 2 * N * Q + 2 * N * KV + N * H + 3 * N * F + 256;
