@@ -1,6 +1,7 @@
 // Every CPU kernel against an independent plain reference (double precision where it
 // matters), on random shapes including odd sizes; forward and backward.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -245,6 +246,28 @@ TEST(KernelAttention, Bf16Deterministic) {
     EXPECT_EQ(dk, dk2);
     EXPECT_EQ(dv, dv2);
   }
+}
+
+// The attention kernels split work into tasks that each own their outputs and sum in a fixed
+// order, so the thread count does not change a bit (fp32 and bf16 compute).
+TEST(KernelAttention, SameBitsForAnyThreadCount) {
+  const AttnShape s{2, 150, 4, 2, 64};
+  const size_t nq = size_t(2) * 150 * 4 * 64, nk = nq / 2;
+  auto q = randv(nq, 21), k = randv(nk, 22), v = randv(nk, 23), dout = randv(nq, 24);
+  const int saved = omp_get_max_threads();
+  for (bool bf : {false, true}) {
+    std::vector<float> res[2][5];
+    for (int t : {0, 1}) {
+      omp_set_num_threads(t == 0 ? 1 : 3);
+      std::vector<float> out(nq), lse(2 * 4 * 150), dq(nq), dk(nk), dv(nk);
+      (bf ? attention_forward_bf16 : attention_forward)(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+      (bf ? attention_backward_bf16 : attention_backward)(q.data(), k.data(), v.data(), out.data(), dout.data(),
+                                                          lse.data(), dq.data(), dk.data(), dv.data(), s);
+      res[t][0] = out, res[t][1] = lse, res[t][2] = dq, res[t][3] = dk, res[t][4] = dv;
+    }
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(res[0][i], res[1][i]) << (bf ? "bf16" : "fp32") << " output " << i;
+  }
+  omp_set_num_threads(saved);
 }
 
 TEST(KernelRmsNorm, ForwardBackwardVsDouble) {
