@@ -29,6 +29,10 @@ void LlamaConfig::validate() const {
            n_heads);
   LT_CHECK(head_dim() % 2 == 0, "model config '{}': head dimension hidden_size/num_attention_heads = {} must be even (RoPE)",
            name, head_dim());
+  LT_CHECK(head_dim() <= 256,
+           "model config '{}': head dimension hidden_size/num_attention_heads = {} is above the 256 the attention "
+           "kernels support",
+           name, head_dim());
   LT_CHECK(norm_eps > 0, "model config '{}': rms_norm_eps must be > 0, got {}", name, norm_eps);
   LT_CHECK(rope_theta > 0, "model config '{}': rope_theta must be > 0, got {}", name, rope_theta);
 }

@@ -58,7 +58,10 @@ EvalResult evaluate_dataset(const EvalOptions& o) {
   StageOptions so;
   so.micro_batch = B;
   so.seq_len = T;
-  // Forward only: the gradient buffer is never written when need_grad is false.
+  // Forward only: the gradient buffer is never written when need_grad is false, and the
+  // weights are read in place (packed GEMM copies would double the memory of a model that
+  // only ever runs forward).
+  so.pack_weights = false;
   LlamaStage stage(layout, so, w.as<float>(), g.as<float>());
   const int L = ds->sample_tokens();
   std::vector<int32_t> sample(static_cast<size_t>(L)), in(static_cast<size_t>(B) * T), tg(static_cast<size_t>(B) * T);

@@ -158,6 +158,8 @@ TEST(TrainCli, BadInputGivesClearErrors) {
   test::write_text(bad_cfg, test::tiny_config(50, 2, 6, 2, 64, 67, false));
   auto bad_kv = (t.dir / "bad_kv.json").string();
   test::write_text(bad_kv, test::tiny_config(48, 2, 6, 4, 64, 67, false));
+  auto big_hd = (t.dir / "big_head_dim.json").string();  // 1040 / 2 heads = head dim 520
+  test::write_text(big_hd, test::tiny_config(1040, 1, 2, 2, 64, 67, false));
   auto empty = (t.dir / "empty.bin").string();
   test::write_text(empty, "");
   auto short_file = (t.dir / "short.bin").string();
@@ -170,6 +172,7 @@ TEST(TrainCli, BadInputGivesClearErrors) {
       {"warmup > steps", "train.steps=3 optim.warmup_steps=5", "optim.warmup_steps"},
       {"heads", "train.steps=3 model=" + bad_cfg, "num_attention_heads (6) must divide hidden_size (50)"},
       {"kv heads", "train.steps=3 model=" + bad_kv, "num_key_value_heads (4) must divide num_attention_heads (6)"},
+      {"head dim", "train.steps=3 model=" + big_hd, "hidden_size/num_attention_heads = 520 is above the 256"},
       {"empty data", "train.steps=3 data.path=" + empty, "empty.bin"},
       {"short data", "train.steps=3 data.path=" + short_file, "short.bin"},
       {"ids >= vocab", "train.steps=3 data.path=" + big_ids, "vocab_size is 67"},

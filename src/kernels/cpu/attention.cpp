@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace lt::cpu {
@@ -89,11 +90,12 @@ inline int softmax_update(float (*sc)[kBk], int nr, int i0, int j0, int nj, floa
   return jmax;
 }
 
-// Backward: p holds raw scores q·k, ds holds dO·v. Turns them into P = exp(s·scale − lse) and
-// dS = P∘(dP − D)·scale for rows r < nr (zero past the diagonal and in rows nr .. kR−1).
-// Returns the keys any row sees.
+// Backward: p holds scores q·k times score_scale, ds holds dO·v. Turns them into
+// P = exp(p·score_scale − lse) and dS = P∘(dP − D)·scale for rows r < nr (zero past the
+// diagonal and in rows nr .. kR−1); score_scale is 1 when q came pre-scaled, as the forward
+// rounded it. Returns the keys any row sees.
 inline int probs_and_dscores(float (*p)[kBk], float (*ds)[kBk], const float* z, const float* Di, int nr, int i0,
-                             int j0, int nj, float scale) {
+                             int j0, int nj, float score_scale, float scale) {
   int jmax = 0;
   for (int r = 0; r < nr; ++r) {
     const int jn = std::min(nj, i0 + r - j0 + 1);
@@ -101,7 +103,8 @@ inline int probs_and_dscores(float (*p)[kBk], float (*ds)[kBk], const float* z, 
     float* pr = p[r];
     float* dr = ds[r];
 #pragma omp simd aligned(pr : 64)
-    for (int j = 0; j < kBk; ++j) pr[j] = j < jn ? pr[j] * scale - z[r] : -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < kBk; ++j)
+      pr[j] = j < jn ? pr[j] * score_scale - z[r] : -std::numeric_limits<float>::infinity();
     exp_inplace(pr, kBk);
 #pragma omp simd aligned(pr, dr : 64)
     for (int j = 0; j < kBk; ++j) dr[j] = pr[j] * (dr[j] - Di[r]) * scale;
@@ -172,7 +175,7 @@ void bwd_rows(const float* const qi[kR], const float* const doi[kR], float* cons
   alignas(64) float p[kR][kBk], ds[kR][kBk];
   tile_scores<HD>(qi, nr, kt, p, hd);
   tile_scores<HD>(doi, nr, vt, ds, hd);
-  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, scale);
+  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, scale, scale);
   float dqa[kR][HD ? HD : kMaxHd] = {};
   const float* q0 = qi[0];
   const float* q1 = nr > 1 ? qi[1] : q0;
@@ -613,7 +616,8 @@ void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, c
   const uint32_t* const orr[kR] = {ow, ow + np, ow + 2 * np, ow + 3 * np};
   tile_scores_bf16<NP>(qr, kt, p, np);
   tile_scores_bf16<NP>(orr, vt, ds, np);
-  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, scale);
+  // Scores from the pre-scaled, bf16-rounded q: the same P the forward normalised.
+  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, 1.0f, scale);
   alignas(64) BwdWords w;
   pair_words(p[0], p[1], kBk, kBk, w.p01);
   pair_words(p[2], p[3], kBk, kBk, w.p23);
@@ -641,6 +645,7 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
       alignas(64) uint32_t kt[kMaxHd / 2][kBk], vt[kMaxHd / 2][kBk];
       alignas(64) uint32_t kp[kBk / 2][kMaxHd];
       alignas(64) float dka[kBk][kMaxHd], dva[kBk][kMaxHd];
+      alignas(64) float qscaled[kMaxHd];
       // The group's queries and dO in bf16, both as row words and as row pairs (T4·np words
       // per head each), and D = rowsum(dO∘O), lse per row.
       // Per-thread buffers, grown once and reused (no allocation or page fault per step).
@@ -660,7 +665,9 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
         const int h = kvh * group + g;
         for (int i = 0; i < T4; ++i) {
           const int64_t qo = (int64_t(b) * T + i) * qs + int64_t(h) * hd;
-          row_words(i < T ? q + qo : nullptr, i < T ? hd : 0, hdp, &qw[g * hw + size_t(i) * np]);
+          if (i < T)  // the scores' operand: q·(1/√hd) rounded to bf16, exactly as the forward
+            for (int d = 0; d < hd; ++d) qscaled[d] = q[qo + d] * scale;
+          row_words(i < T ? qscaled : nullptr, i < T ? hd : 0, hdp, &qw[g * hw + size_t(i) * np]);
           row_words(i < T ? dout + qo : nullptr, i < T ? hd : 0, hdp, &ow[g * hw + size_t(i) * np]);
           if (i % 2 == 0) {
             const bool second = i + 1 < T;
@@ -707,9 +714,17 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
 #endif  // __AVX512BF16__
 }  // namespace
 
+// The tiles live on the stack, sized for head dimensions up to kMaxHd.
+static void check_shape(const AttnShape& s) {
+  LT_CHECK(s.hd >= 1 && s.hd <= kMaxHd && s.H >= 1 && s.KV >= 1 && s.H % s.KV == 0 && s.B >= 0 && s.T >= 0,
+           "attention: unsupported shape (head dim {} must be 1..{}, heads {} a multiple of KV heads {})", s.hd,
+           kMaxHd, s.H, s.KV);
+}
+
 // Head sizes of the common models get a compile-time specialisation (registers for the
 // per-row accumulators); any other size takes the generic path.
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
+  check_shape(s);
   switch (s.hd) {
     case 32: return forward_impl<32>(q, k, v, out, lse, s);
     case 48: return forward_impl<48>(q, k, v, out, lse, s);
@@ -721,6 +736,7 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
 
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
+  check_shape(s);
   switch (s.hd) {
     case 32: return backward_impl<32>(q, k, v, out, dout, lse, dq, dk, dv, s);
     case 48: return backward_impl<48>(q, k, v, out, dout, lse, dq, dk, dv, s);
@@ -730,9 +746,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   }
 }
 
-// bf16 compute: the same head-size specialisations; without AVX512_BF16 the fp32 kernels run.
+// bf16 compute: the same head-size specialisations; a build without AVX512_BF16 code generation
+// (LLAMATRAIN_NATIVE=OFF on a compiler default without it) runs the fp32 kernels instead.
 void attention_forward_bf16(const float* q, const float* k, const float* v, float* out, float* lse,
                             const AttnShape& s) {
+  check_shape(s);
 #if defined(__AVX512BF16__)
   switch (s.hd) {
     case 32: return forward_bf16_impl<32>(q, k, v, out, lse, s);
@@ -748,6 +766,7 @@ void attention_forward_bf16(const float* q, const float* k, const float* v, floa
 
 void attention_backward_bf16(const float* q, const float* k, const float* v, const float* out, const float* dout,
                              const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
+  check_shape(s);
 #if defined(__AVX512BF16__)
   switch (s.hd) {
     case 32: return backward_bf16_impl<32>(q, k, v, out, dout, lse, dq, dk, dv, s);

@@ -21,8 +21,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
 
 // bf16 compute, fp32 interface: Q·Kᵀ, P·V, dO·Vᵀ, dS·K, dSᵀ·Q and Pᵀ·dO take bf16 operands
 // (rounded to nearest even when packed) with fp32 accumulation (vdpbf16ps); softmax
-// statistics, lse, D and all accumulators are fp32. Falls back to the fp32 kernels on CPUs
-// without AVX512_BF16. Deterministic like the fp32 kernels.
+// statistics, lse, D and all accumulators are fp32. A build without AVX512_BF16 code
+// generation runs the fp32 kernels instead. Deterministic like the fp32 kernels.
 void attention_forward_bf16(const float* q, const float* k, const float* v, float* out, float* lse,
                             const AttnShape& s);
 void attention_backward_bf16(const float* q, const float* k, const float* v, const float* out, const float* dout,
