@@ -10,7 +10,7 @@ HF's rotate_half pairs; w1/w3/w2 = gate/up/down), and
   2. writes tests/fixtures/stories260K_ref.safetensors: "inputs" I32 [1, T] (BOS + greedy tokens)
      and "logits" F32 [1, T, V] (float64 math), plus the config as metadata.
 
-    /usr/bin/python3 tools/llama2c_check.py [--dir /work/shared/data/stories260K]
+    /usr/bin/python3 tools/llama2c_check.py [--dir assets/stories260k]
 """
 import argparse
 import os
@@ -79,7 +79,7 @@ def read_llama2c(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", default="/work/shared/data/stories260K",
+    ap.add_argument("--dir", default=os.path.join(ROOT, "assets", "stories260k"),
                     help="folder with stories260K.bin, tok512.model, expected_greedy_t0.txt")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "stories260K_ref.safetensors"))
     ap.add_argument("--fixture-len", type=int, default=24, help="tokens stored in the fixture")
