@@ -300,26 +300,13 @@ FileDigest SafetensorsWriter::finish() {
 FileDigest digest_file(const std::string& path) {
   // Streamed through a small buffer: mapping the file would count every page of a
   // multi-GB shard in this process's resident set.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open {}: {}", path, std::strerror(errno));
-  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   HashStateHolder h;
   XXH64_reset(h.s, 0);
-  std::vector<uint8_t> buf(4 << 20);
   FileDigest d;
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      fail("cannot read {}: {}", path, std::strerror(e));
-    }
-    if (n == 0) break;
-    XXH64_update(h.s, buf.data(), size_t(n));
+  read_chunks(path, size_t(4) << 20, [&](const char* p, size_t n) {
+    XXH64_update(h.s, p, n);
     d.size += uint64_t(n);
-  }
-  ::close(fd);
+  });
   d.xxh64 = XXH64_digest(h.s);
   return d;
 }

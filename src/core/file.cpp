@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -16,28 +18,32 @@ namespace lt {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path) {
+void read_chunks(const std::string& path, size_t chunk_bytes, const std::function<void(const char*, size_t)>& sink) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open {}: {}", path, std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st{};
-  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-    ::close(fd);
+  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode))
     fail("cannot read {}: {}", path, S_ISDIR(st.st_mode) ? "it is a directory" : std::strerror(errno));
-  }
-  std::string out;
-  char buf[1 << 16];
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> buf(std::max<size_t>(chunk_bytes, 1));
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      fail("cannot read {}: {}", path, std::strerror(e));
+      fail("cannot read {}: {}", path, std::strerror(errno));
     }
     if (n == 0) break;
-    out.append(buf, size_t(n));
+    sink(buf.data(), size_t(n));
   }
-  ::close(fd);
+}
+
+std::string read_file(const std::string& path) {
+  std::string out;
+  read_chunks(path, size_t(1) << 16, [&](const char* p, size_t n) { out.append(p, n); });
   return out;
 }
 

@@ -3,12 +3,16 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
 namespace lt {
 
 std::string read_file(const std::string& path);
+// Streams `path` front to back through a buffer of `chunk_bytes`, handing each piece to `sink`
+// (memory stays at one buffer however large the file; read-ahead is told it is sequential).
+void read_chunks(const std::string& path, size_t chunk_bytes, const std::function<void(const char*, size_t)>& sink);
 // Writes to `path`.tmp.<pid>, fsyncs, renames over `path`: readers see old or new, never half.
 void write_file_atomic(const std::string& path, std::string_view contents);
 // fsync a directory so a rename inside it is durable.

@@ -12,15 +12,7 @@
 namespace lt {
 
 JobLayout check_layout(const Placement& p, const RunConfig& cfg) {
-  JobShape s;
-  s.nodes = p.nodes;
-  s.procs_per_node = p.procs_per_node;
-  s.tp = cfg.tp;
-  s.pp = cfg.pp;
-  s.global_batch = cfg.global_batch_size;
-  s.micro_batch = cfg.micro_batch_size;
-  s.seq_len = cfg.seq_len;
-  return derive_job_layout(s, resolve_model_config(cfg.model));
+  return derive_job_layout(job_shape(cfg, p.nodes, p.procs_per_node), resolve_model_config(cfg.model));
 }
 
 std::vector<std::string> hosts_of_ranks(const Placement& p, const std::vector<int>& bad_ranks) {

@@ -281,4 +281,16 @@ std::string run_config_help() {
   return out;
 }
 
+JobShape job_shape(const RunConfig& c, int nodes, int procs_per_node) {
+  JobShape s;
+  s.nodes = nodes;
+  s.procs_per_node = procs_per_node;
+  s.tp = c.tp;
+  s.pp = c.pp;
+  s.global_batch = c.global_batch_size;
+  s.micro_batch = c.micro_batch_size;
+  s.seq_len = c.seq_len;
+  return s;
+}
+
 }  // namespace lt

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "parallel/job_layout.h"
+
 namespace lt {
 
 struct RunConfig {
@@ -54,5 +56,7 @@ struct RunConfig {
 RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::string>& overrides);
 // One line per key: name, default, description (for `train --help-config`).
 std::string run_config_help();
+// The run's job shape (tp, pp, batch sizes, sequence length) on nodes x procs_per_node ranks.
+JobShape job_shape(const RunConfig& c, int nodes, int procs_per_node);
 
 }  // namespace lt

@@ -127,14 +127,7 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt) : cfg_(cfg), rt_(rt) {
   layout_ = std::make_unique<ParamLayout>(model_, shard_);
   // The seed's vocabulary: dp from the world size, micro-batches from the global batch;
   // a clash is an error that names the numbers and suggests values that work.
-  JobShape shape;
-  shape.procs_per_node = rt.world().size();
-  shape.tp = cfg.tp;
-  shape.pp = cfg.pp;
-  shape.global_batch = cfg.global_batch_size;
-  shape.micro_batch = cfg.micro_batch_size;
-  shape.seq_len = cfg.seq_len;
-  JobLayout job = derive_job_layout(shape, model_);
+  JobLayout job = derive_job_layout(job_shape(cfg, 1, rt.world().size()), model_);
   if (rt.world().rank() == 0)
     for (const auto& w : job.warnings) log::warn("{}", w);
   local_batch_ = cfg.global_batch_size / dp_;

@@ -9,22 +9,12 @@
 set -u
 LT="$1"
 SRC="$2"
-command -v mpirun >/dev/null || { echo "mpirun not found (scripts/setup.sh installs openmpi-bin)"; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
-unset LT_FAULT_KILL_AT_STEP LT_FAULT_STOP_AT_STEP LT_FAULT_KILL_IN_SAVE LT_FAULT_RANK LT_HEALTHCHECK_FAULT LT_COMM_TIMEOUT
-MPI_ARGS="--oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp"
+source "$SRC/tests/mpi_env.sh"
 TOK="$SRC/assets/stories260k/tok512.model"
 
 WORK="$(pwd)/test_scratch/e2e_workflow"
 rm -rf "$WORK"
 mkdir -p "$WORK/corpus"
-fail=0
-check() {  # check <description> <command...>
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fail=1; fi
-}
 jnum() { grep -o "\"$2\": *-\{0,1\}[0-9][0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'; }
 finite() { awk -v x="$1" 'BEGIN { exit !(x != "" && x + 0 == x && x < 1e30 && x > -1e30) }'; }
 less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }

@@ -3,13 +3,8 @@
 set -u
 LT="$1"
 SRC="$2"
-command -v mpirun >/dev/null || { echo "mpirun not found (apt-get install openmpi-bin)"; exit 1; }
 command -v perl >/dev/null || { echo "perl not found"; exit 1; }
-# Root in containers; 4 ranks on 2 cores: ranks that wait must give up the core.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
-unset LT_FAULT_KILL_AT_STEP LT_FAULT_STOP_AT_STEP LT_FAULT_KILL_IN_SAVE LT_FAULT_RANK LT_HEALTHCHECK_FAULT LT_COMM_TIMEOUT
-MPI_ARGS="--oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca btl self,vader,tcp"
+source "$SRC/tests/mpi_env.sh"
 HC_ARGS="--memory-mb 16 --gemm-size 128 --comm-mb 1"
 
 WORK="$(pwd)/test_scratch/$(basename "$0" .sh)"
@@ -30,12 +25,6 @@ launch() {
   "$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --healthcheck-args "$HC_ARGS" "$@"
 }
 
-fail=0
-check() {  # check <description> <command...>
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fail=1; fi
-}
 # same_weights <ckpt-step-dir-a> <ckpt-step-dir-b>: every model and optimizer shard byte-identical.
 same_weights() {
   local a="$1" b="$2" n=0 f
