@@ -2,7 +2,8 @@
 // backward + AdamW on random tokens, timed after warm-up steps. Prints ONE JSON line:
 // tokens/s, step seconds, MFU against the measured oneDNN ceiling of this machine (345 GFLOP/s
 // fp32, 700 GFLOP/s bf16 on 2 threads; override with --peak-gflops), peak RSS, page faults and
-// the time split (forward incl. loss / backward / optimizer) per step.
+// the time split (forward incl. loss / backward / optimizer; gemm_s: the part inside GEMM
+// calls) per step.
 //
 //   train_bench --model stories15m --batch 32 --seq 256 --steps 5 --warmup 1 [--precision bf16]
 //               [--recompute] [--no-optim]
@@ -19,6 +20,7 @@
 #include "core/buffer.h"
 #include "core/error.h"
 #include "kernels/cpu/adamw.h"
+#include "kernels/cpu/gemm.h"
 #include "model/config.h"
 #include "model/layout.h"
 #include "model/llama.h"
@@ -91,13 +93,14 @@ int run(int argc, char** argv) {
   }
   double t_fwd = 0, t_bwd = 0, t_opt = 0, loss = 0;
   int64_t faults0 = 0;
-  double t0 = 0, c0 = 0;
+  double t0 = 0, c0 = 0, gemm0 = 0;
   for (int it = 0; it < warmup + steps; ++it) {
     if (it == warmup) {
       t0 = now();
       c0 = cpu_seconds();
       faults0 = lt::page_faults();
       t_fwd = t_bwd = t_opt = 0;
+      gemm0 = lt::cpu::gemm_seconds();
     }
     double a = now();
     stage.refresh_weights();
@@ -118,6 +121,7 @@ int run(int argc, char** argv) {
     t_opt += f - e;
   }
   const double elapsed = now() - t0;
+  const double gemm_s = (lt::cpu::gemm_seconds() - gemm0) / steps;
   const double cpu_s = (cpu_seconds() - c0) / steps;
   const int64_t faults = lt::page_faults() - faults0;
   const double step_s = elapsed / steps;
@@ -126,10 +130,10 @@ int run(int argc, char** argv) {
   std::printf(
       "{\"impl\": \"llamatrain\", \"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"seq\": %d, "
       "\"threads\": %d, \"recompute\": %s, \"steps\": %d, \"tokens_per_s\": %.1f, \"step_s\": %.4f, "
-      "\"forward_s\": %.4f, \"backward_s\": %.4f, \"optim_s\": %.4f, \"mfu\": %.4f, \"peak_gflops\": %.0f, "
+      "\"forward_s\": %.4f, \"backward_s\": %.4f, \"optim_s\": %.4f, \"gemm_s\": %.4f, \"mfu\": %.4f, \"peak_gflops\": %.0f, "
       "\"loss\": %.5f, \"peak_rss_gb\": %.3f, \"activation_gb\": %.3f, \"page_faults_per_step\": %.1f, \"cpu_s_per_step\": %.3f, \"load1\": %.2f}\n",
       model.c_str(), precision.c_str(), batch, seq, omp_get_max_threads(), recompute ? "true" : "false", steps,
-      tps, step_s, t_fwd / steps, t_bwd / steps, t_opt / steps,
+      tps, step_s, t_fwd / steps, t_bwd / steps, t_opt / steps, gemm_s,
       c.flops_per_token(seq) * double(N) / step_s / (peak * 1e9), peak, loss / double(N),
       double(lt::peak_rss_bytes()) / 1e9, double(stage.activation_bytes()) / 1e9, double(faults) / steps, cpu_s, load1());
   return 0;

@@ -142,9 +142,11 @@ testing::Message describe(const AttnCase& c) {
 }
 
 TEST(KernelAttention, ForwardBackwardVsReference) {
-  // MHA, GQA 2:1 and 3:1, MQA; T below, at, and not a multiple of the tiles; T = 1; odd hd.
-  const AttnCase cases[] = {{1, 1, 2, 2, 8},  {2, 5, 4, 2, 6},    {1, 33, 3, 1, 16}, {2, 64, 2, 2, 48},
-                            {1, 97, 6, 2, 7}, {1, 130, 4, 4, 32}, {3, 17, 8, 1, 64}, {1, 200, 2, 1, 48}, {1, 70, 2, 1, 128}};
+  // MHA, GQA 2:1 and 3:1, MQA; T below, at, and not a multiple of the tiles; T = 1; odd hd
+  // (the generic kernels) and every head size of the tiled kernels (16 .. 128 in steps of 16).
+  const AttnCase cases[] = {{1, 1, 2, 2, 8},    {2, 5, 4, 2, 6},    {1, 33, 3, 1, 16},  {2, 64, 2, 2, 48},
+                            {1, 97, 6, 2, 7},   {1, 130, 4, 4, 32}, {3, 17, 8, 1, 64},  {1, 200, 2, 1, 48},
+                            {1, 70, 2, 1, 128}, {2, 129, 3, 3, 80}, {1, 150, 4, 2, 96}, {1, 100, 2, 2, 112}};
   uint32_t seed = 100;
   for (const auto& c : cases) {
     SCOPED_TRACE(describe(c));
@@ -198,11 +200,12 @@ double expect_norm_close(const std::vector<float>& a, const std::vector<float>& 
 }
 
 TEST(KernelAttention, Bf16VsReference) {
-  // MHA, GQA 2:1 and 4:1, MQA; T = 1, odd, below / at / not a multiple of the tiles; every
-  // specialised head size (32, 48, 64, 128) and generic ones (odd 7, 40, 80 = 4 + 1 chunks).
+  // MHA, GQA 2:1 and 4:1, MQA; T = 1, odd, below / at / not a multiple of the tiles; the
+  // tiled kernels' head sizes (16 .. 128 in steps of 16) and generic ones (odd 7, 40).
   const AttnCase cases[] = {{1, 1, 2, 2, 64},  {2, 5, 4, 2, 32},  {1, 33, 4, 1, 48},  {2, 64, 2, 2, 48},
                             {1, 97, 8, 2, 7},  {1, 130, 4, 4, 32}, {3, 17, 8, 1, 64}, {1, 200, 4, 1, 64},
-                            {1, 70, 2, 1, 128}, {1, 131, 8, 4, 40}, {1, 75, 2, 2, 80}, {2, 257, 4, 2, 64}};
+                            {1, 70, 2, 1, 128}, {1, 131, 8, 4, 40}, {1, 75, 2, 2, 80}, {2, 257, 4, 2, 64},
+                            {1, 130, 2, 1, 16}, {1, 150, 4, 2, 96}, {1, 90, 2, 2, 112}};
   uint32_t seed = 300;
   double worst[5] = {};
   for (const auto& c : cases) {

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/attention_tiled.h"
+#include "kernels/cpu/attention_words.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace lt::cpu {
@@ -123,31 +125,6 @@ void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const f
   tile_scores<HD>(qi, nr, kt, sc, hd);  // q already carries the 1/√hd scale
   float corr[kR];
   const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr);
-#if defined(__AVX512F__)
-  if constexpr (HD > 0 && HD % 16 == 0 && HD <= 64) {
-    // The 4 rows' output accumulators stay in registers across the key loop.
-    constexpr int V = HD / 16;
-    __m512 a[kR][V];
-    for (int r = 0; r < kR; ++r)
-      for (int c = 0; c < V; ++c)
-        a[r][c] = _mm512_mul_ps(_mm512_load_ps(acc[std::min(r, nr - 1)] + 16 * c), _mm512_set1_ps(corr[std::min(r, nr - 1)]));
-    for (int j = 0; j < jmax; ++j) {
-      const float* vj = v + int64_t(j) * ks;
-      const __m512 p0 = _mm512_set1_ps(sc[0][j]), p1 = _mm512_set1_ps(nr > 1 ? sc[1][j] : 0.0f),
-                   p2 = _mm512_set1_ps(nr > 2 ? sc[2][j] : 0.0f), p3 = _mm512_set1_ps(nr > 3 ? sc[3][j] : 0.0f);
-      for (int c = 0; c < V; ++c) {
-        const __m512 vv = _mm512_loadu_ps(vj + 16 * c);
-        a[0][c] = _mm512_fmadd_ps(p0, vv, a[0][c]);
-        a[1][c] = _mm512_fmadd_ps(p1, vv, a[1][c]);
-        a[2][c] = _mm512_fmadd_ps(p2, vv, a[2][c]);
-        a[3][c] = _mm512_fmadd_ps(p3, vv, a[3][c]);
-      }
-    }
-    for (int r = 0; r < nr; ++r)
-      for (int c = 0; c < V; ++c) _mm512_store_ps(acc[r] + 16 * c, a[r][c]);
-    return;
-  }
-#endif
   float a[kR][HD ? HD : kMaxHd];
   for (int r = 0; r < nr; ++r)
 #pragma omp simd
@@ -185,50 +162,6 @@ void bwd_rows(const float* const qi[kR], const float* const doi[kR], float* cons
   const float* o1 = nr > 1 ? doi[1] : o0;
   const float* o2 = nr > 2 ? doi[2] : o0;
   const float* o3 = nr > 3 ? doi[3] : o0;
-#if defined(__AVX512F__)
-  if constexpr (HD > 0 && HD % 16 == 0 && HD <= 64) {
-    // dq of the 4 rows stays in registers across the key loop.
-    constexpr int V = HD / 16;
-    __m512 dqr[kR][V], qv[kR][V], ov[kR][V];
-    for (int c = 0; c < V; ++c) {
-      for (int r = 0; r < kR; ++r) {
-        dqr[r][c] = _mm512_setzero_ps();
-        qv[r][c] = _mm512_loadu_ps(qi[std::min(r, nr - 1)] + 16 * c);
-        ov[r][c] = _mm512_loadu_ps(doi[std::min(r, nr - 1)] + 16 * c);
-      }
-    }
-    for (int j = 0; j < jmax; ++j) {
-      const __m512 p0 = _mm512_set1_ps(p[0][j]), p1 = _mm512_set1_ps(p[1][j]), p2 = _mm512_set1_ps(p[2][j]),
-                   p3 = _mm512_set1_ps(p[3][j]);
-      const __m512 s0 = _mm512_set1_ps(ds[0][j]), s1 = _mm512_set1_ps(ds[1][j]), s2 = _mm512_set1_ps(ds[2][j]),
-                   s3 = _mm512_set1_ps(ds[3][j]);
-      const float* kj = k + int64_t(j) * ks;
-      for (int c = 0; c < V; ++c) {
-        __m512 dvv = _mm512_load_ps(dva[j] + 16 * c);
-        dvv = _mm512_fmadd_ps(p0, ov[0][c], dvv);
-        dvv = _mm512_fmadd_ps(p1, ov[1][c], dvv);
-        dvv = _mm512_fmadd_ps(p2, ov[2][c], dvv);
-        dvv = _mm512_fmadd_ps(p3, ov[3][c], dvv);
-        _mm512_store_ps(dva[j] + 16 * c, dvv);
-        __m512 dkv = _mm512_load_ps(dka[j] + 16 * c);
-        dkv = _mm512_fmadd_ps(s0, qv[0][c], dkv);
-        dkv = _mm512_fmadd_ps(s1, qv[1][c], dkv);
-        dkv = _mm512_fmadd_ps(s2, qv[2][c], dkv);
-        dkv = _mm512_fmadd_ps(s3, qv[3][c], dkv);
-        _mm512_store_ps(dka[j] + 16 * c, dkv);
-        const __m512 kv = _mm512_loadu_ps(kj + 16 * c);
-        dqr[0][c] = _mm512_fmadd_ps(s0, kv, dqr[0][c]);
-        dqr[1][c] = _mm512_fmadd_ps(s1, kv, dqr[1][c]);
-        dqr[2][c] = _mm512_fmadd_ps(s2, kv, dqr[2][c]);
-        dqr[3][c] = _mm512_fmadd_ps(s3, kv, dqr[3][c]);
-      }
-    }
-    for (int r = 0; r < nr; ++r)
-      for (int c = 0; c < V; ++c)
-        _mm512_storeu_ps(dqi[r] + 16 * c, _mm512_add_ps(_mm512_loadu_ps(dqi[r] + 16 * c), dqr[r][c]));
-    return;
-  }
-#endif
   for (int j = 0; j < jmax; ++j) {
     const float p0 = p[0][j], p1 = p[1][j], p2 = p[2][j], p3 = p[3][j];
     const float s0 = ds[0][j], s1 = ds[1][j], s2 = ds[2][j], s3 = ds[3][j];
@@ -385,70 +318,9 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
 }
 // ---- bf16 compute (AVX512_BF16) ------------------------------------------------------------
 // The same tiling as above; every inner product runs as vdpbf16ps (pairs of bf16 products
-// summed into fp32 lanes). Operands are rounded to bf16 (nearest even) when packed; scores,
-// softmax statistics, D, P/dS before rounding and all accumulators stay fp32.
-//
-// vdpbf16ps lane j adds a[2j]·b[2j] + a[2j+1]·b[2j+1], so both operands hold pairs along the
-// reduction dimension in one 32-bit word (low half = even index). Layouts (words, hdp = hd
-// rounded up to 16, zero-padded):
-//   row words   x[p]       = (x[2p], x[2p+1])                  queries/dO, pairs along d
-//   kt[p][j]               = (k_j[2p], k_j[2p+1])              key/value tile, transposed
-//   key pairs   kp[jp][d]  = (x_{2jp}[d], x_{2jp+1}[d])        value tile (P·V), key tile (dS·K)
-//   row pairs   qp[ip][d]  = (q_{2ip}[d], q_{2ip+1}[d])        queries/dO (dSᵀ·Q, Pᵀ·dO)
+// summed into fp32 lanes), operands packed as attention_words.h describes. Scores, softmax
+// statistics, D, P/dS before rounding and all accumulators stay fp32.
 #if defined(__AVX512BF16__)
-constexpr int kRound = 16;  // head dims are padded to whole 16-lane chunks
-inline int round16(int n) { return (n + kRound - 1) / kRound * kRound; }
-
-inline __m512bh as_bh(__m512i x) {
-  __m512bh r;
-  std::memcpy(&r, &x, sizeof r);
-  return r;
-}
-inline __m512bh bcast_word(uint32_t w) { return as_bh(_mm512_set1_epi32(int(w))); }
-inline __m512bh load_bh(const uint32_t* p) { return as_bh(_mm512_loadu_si512(p)); }
-
-// bf16 of x[0 .. n) in 16 lanes (n ≤ 16, lanes ≥ n are zero; x may be null when n ≤ 0).
-inline __m256i cvt16(const float* x, int n) {
-  if (n <= 0) return _mm256_setzero_si256();
-  const __mmask16 m = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
-  const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x));
-  __m256i r;
-  std::memcpy(&r, &h, sizeof r);
-  return r;
-}
-
-// Row words of x[0 .. n), zero up to npad elements (npad a multiple of 16).
-inline void row_words(const float* x, int n, int npad, uint32_t* w) {
-  for (int d = 0; d < npad; d += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(w + d / 2), cvt16(x ? x + d : nullptr, n - d));
-}
-
-// w[d] = (a[d], b[d]) for d < npad; a or b null, or d ≥ n, gives zero halves.
-inline void pair_words(const float* a, const float* b, int n, int npad, uint32_t* w) {
-  for (int d = 0; d < npad; d += 16) {
-    const __m512i lo = _mm512_cvtepu16_epi32(cvt16(a ? a + d : nullptr, a ? n - d : 0));
-    const __m512i hi = _mm512_cvtepu16_epi32(cvt16(b ? b + d : nullptr, b ? n - d : 0));
-    _mm512_storeu_si512(w + d, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-  }
-}
-
-// Tile rows j0 .. j0+nj−1 (stride) of one head, transposed into kt[p][j]; zero past nj.
-inline void pack_transposed(const float* x, int64_t stride, int nj, int hd, int hdp, uint32_t (*kt)[kBk]) {
-  alignas(64) uint32_t w[kMaxHd / 2];
-  for (int j = 0; j < kBk; ++j) {
-    row_words(j < nj ? x + int64_t(j) * stride : nullptr, j < nj ? hd : 0, hdp, w);
-    for (int p = 0; p < hdp / 2; ++p) kt[p][j] = w[p];
-  }
-}
-
-// Tile rows as key pairs kp[jp][d]; zero past nj.
-inline void pack_key_pairs(const float* x, int64_t stride, int nj, int hd, int hdp, uint32_t (*kp)[kMaxHd]) {
-  for (int jp = 0; jp < kBk / 2; ++jp) {
-    const int j = 2 * jp;
-    pair_words(j < nj ? x + int64_t(j) * stride : nullptr, j + 1 < nj ? x + int64_t(j + 1) * stride : nullptr, hd,
-               hdp, kp[jp]);
-  }
-}
-
 // sc[r][j] = Σ_p x_r[p] · kt[p][j] over np word pairs (rows r ≥ nr may repeat or be zero).
 template <int NP>
 inline void tile_scores_bf16(const uint32_t* const x[kR], const uint32_t (*kt)[kBk], float (*sc)[kBk], int np) {
@@ -500,7 +372,7 @@ void fwd_rows_bf16(const uint32_t* const qw[kR], int nr, int i0, int j0, int nj,
                    const uint32_t (*vp)[kMaxHd], float (*acc)[kMaxHd], float* m, float* l, int hd) {
   const int hdp = round16(HD ? HD : hd);
   alignas(64) float sc[kR][kBk];
-  tile_scores_bf16<HD ? (HD + kRound - 1) / kRound * kRound / 2 : 0>(qw, kt, sc, hdp / 2);
+  tile_scores_bf16<HD ? (HD + 15) / 16 * 8 : 0>(qw, kt, sc, hdp / 2);
   float corr[kR];
   const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr);
   alignas(64) uint32_t pw[kR][kBk / 2];
@@ -539,7 +411,7 @@ void forward_bf16_impl(const float* q, const float* k, const float* v, float* ou
         for (int j0 = 0; j0 < i1; j0 += kBk) {
           const int nj = std::min(kBk, i1 - j0);
           pack_transposed(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kt);
-          pack_key_pairs(vbase + int64_t(j0) * ks, ks, nj, hd, hdp, vp);
+          pack_key_pairs(vbase + int64_t(j0) * ks, ks, nj, hd, hdp, vp[0], kMaxHd);
           for (int i = std::max(i0, j0); i < i1; i += kR) {
             const int nr = std::min(kR, i1 - i);
             const uint32_t* rows[kR];
@@ -609,7 +481,7 @@ void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, c
                    float* const dqi[kR], const float* Di, const float* z, int nr, int i0, int j0, int nj,
                    const uint32_t (*kt)[kBk], const uint32_t (*vt)[kBk], const uint32_t (*kp)[kMaxHd],
                    float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale) {
-  constexpr int NP = HD ? (HD + kRound - 1) / kRound * kRound / 2 : 0;
+  constexpr int NP = HD ? (HD + 15) / 16 * 8 : 0;
   const int hdp = round16(HD ? HD : hd), np = hdp / 2;
   alignas(64) float p[kR][kBk], ds[kR][kBk];
   const uint32_t* const qr[kR] = {qw, qw + np, qw + 2 * np, qw + 3 * np};
@@ -689,7 +561,7 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
         const int nj = std::min(kBk, T - j0);
         pack_transposed(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kt);
         pack_transposed(vbase + int64_t(j0) * ks, ks, nj, hd, hdp, vt);
-        pack_key_pairs(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kp);
+        pack_key_pairs(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kp[0], kMaxHd);
         for (int j = 0; j < kBk; ++j) {
           std::memset(dka[j], 0, sizeof(float) * size_t(hdp));
           std::memset(dva[j], 0, sizeof(float) * size_t(hdp));
@@ -721,10 +593,12 @@ static void check_shape(const AttnShape& s) {
            kMaxHd, s.H, s.KV);
 }
 
-// Head sizes of the common models get a compile-time specialisation (registers for the
-// per-row accumulators); any other size takes the generic path.
+// Head sizes that are whole AVX-512 vectors (16 .. 128: every Llama model's) take the tiled
+// kernels of attention_tiled.cpp; the kernels in this file are the generic path for any other
+// size (and for builds without AVX-512, where the common sizes get compile-time trip counts).
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
   check_shape(s);
+  if (tiled::supported(s, false)) return tiled::forward(q, k, v, out, lse, s);
   switch (s.hd) {
     case 32: return forward_impl<32>(q, k, v, out, lse, s);
     case 48: return forward_impl<48>(q, k, v, out, lse, s);
@@ -737,6 +611,7 @@ void attention_forward(const float* q, const float* k, const float* v, float* ou
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
   check_shape(s);
+  if (tiled::supported(s, false)) return tiled::backward(q, k, v, out, dout, lse, dq, dk, dv, s);
   switch (s.hd) {
     case 32: return backward_impl<32>(q, k, v, out, dout, lse, dq, dk, dv, s);
     case 48: return backward_impl<48>(q, k, v, out, dout, lse, dq, dk, dv, s);
@@ -746,19 +621,15 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   }
 }
 
-// bf16 compute: the same head-size specialisations; a build without AVX512_BF16 code generation
-// (LLAMATRAIN_NATIVE=OFF on a compiler default without it) runs the fp32 kernels instead.
+// bf16 compute: the tiled kernels for head sizes that are whole vectors, the generic ones
+// below otherwise; a build without AVX512_BF16 code generation (LLAMATRAIN_NATIVE=OFF on a
+// compiler default without it) runs the fp32 kernels instead.
 void attention_forward_bf16(const float* q, const float* k, const float* v, float* out, float* lse,
                             const AttnShape& s) {
   check_shape(s);
+  if (tiled::supported(s, true)) return tiled::forward_bf16(q, k, v, out, lse, s);
 #if defined(__AVX512BF16__)
-  switch (s.hd) {
-    case 32: return forward_bf16_impl<32>(q, k, v, out, lse, s);
-    case 48: return forward_bf16_impl<48>(q, k, v, out, lse, s);
-    case 64: return forward_bf16_impl<64>(q, k, v, out, lse, s);
-    case 128: return forward_bf16_impl<128>(q, k, v, out, lse, s);
-    default: return forward_bf16_impl<0>(q, k, v, out, lse, s);
-  }
+  forward_bf16_impl<0>(q, k, v, out, lse, s);
 #else
   attention_forward(q, k, v, out, lse, s);
 #endif
@@ -767,14 +638,9 @@ void attention_forward_bf16(const float* q, const float* k, const float* v, floa
 void attention_backward_bf16(const float* q, const float* k, const float* v, const float* out, const float* dout,
                              const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
   check_shape(s);
+  if (tiled::supported(s, true)) return tiled::backward_bf16(q, k, v, out, dout, lse, dq, dk, dv, s);
 #if defined(__AVX512BF16__)
-  switch (s.hd) {
-    case 32: return backward_bf16_impl<32>(q, k, v, out, dout, lse, dq, dk, dv, s);
-    case 48: return backward_bf16_impl<48>(q, k, v, out, dout, lse, dq, dk, dv, s);
-    case 64: return backward_bf16_impl<64>(q, k, v, out, dout, lse, dq, dk, dv, s);
-    case 128: return backward_bf16_impl<128>(q, k, v, out, dout, lse, dq, dk, dv, s);
-    default: return backward_bf16_impl<0>(q, k, v, out, dout, lse, dq, dk, dv, s);
-  }
+  backward_bf16_impl<0>(q, k, v, out, dout, lse, dq, dk, dv, s);
 #else
   attention_backward(q, k, v, out, dout, lse, dq, dk, dv, s);
 #endif

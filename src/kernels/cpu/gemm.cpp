@@ -3,6 +3,8 @@
 #include "core/buffer.h"
 #include "core/error.h"
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -12,6 +14,16 @@
 namespace lt::cpu {
 
 namespace {
+
+std::atomic<int64_t> g_gemm_ns{0};
+
+// Adds the wall time of one GEMM call to gemm_seconds() (two clock reads per call).
+struct GemmTimer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~GemmTimer() {
+    g_gemm_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
 
 struct Key {
   int64_t M, N, K;
@@ -70,6 +82,7 @@ void run(const Key& k, const void* A, const void* B, float* C) {
       for (int64_t i = 0; i < k.M * k.N; ++i) C[i] = 0.0f;
     return;
   }
+  GemmTimer timer;
   Entry& e = primitive(k);
   e.args[DNNL_ARG_SRC].set_data_handle(const_cast<void*>(A));
   e.args[DNNL_ARG_WEIGHTS].set_data_handle(const_cast<void*>(B));
@@ -79,6 +92,8 @@ void run(const Key& k, const void* A, const void* B, float* C) {
 }
 
 }  // namespace
+
+double gemm_seconds() { return double(g_gemm_ns.load()) * 1e-9; }
 
 struct PackedGemm::Impl {
   struct Rows {  // the primitives of one row count
@@ -151,6 +166,7 @@ void PackedGemm::run(const void* A, float* C, int64_t M, bool accumulate) {
   LT_CHECK(r.M == M && p.packed, "packed GEMM: {} rows, planned for {} and {}", M, p.rows[0].M, p.rows[1].M);
   r.a.set_data_handle(const_cast<void*>(A));
   r.c.set_data_handle(C);
+  GemmTimer timer;
   r.prim[accumulate ? 1 : 0].execute(stream(), r.args);
   stream().wait();
 }

@@ -50,6 +50,10 @@ class PackedGemm {
   Impl* impl_;
 };
 
+// Wall seconds spent inside GEMM calls (matmul, matmul_bf16, PackedGemm::run) since the
+// process started: the benchmark's split of a step into GEMMs and everything else.
+double gemm_seconds();
+
 // Plain triple loop (double accumulation), the reference the tests compare against.
 void matmul_ref(const float* A, const float* B, float* C, int64_t M, int64_t N, int64_t K, bool trans_a,
                 bool trans_b, bool accumulate);
