@@ -137,10 +137,12 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
     // Buffer 0 also takes the head's logits gradient; 1 and 2 only activations.
     const int64_t act = round16(std::max(N * std::max({D, Q, F}), int64_t(16)));
     const int64_t cap0 = std::max(act, round16(head_rows_ * ld_.vocab));
-    bf16_work_ = Buffer(size_t(cap0 + 2 * act) * sizeof(bf16));
+    const int64_t dyt = round16(N * std::max({D, 2 * F, Q + 2 * KV}));  // wgrad's stacked parts
+    bf16_work_ = Buffer(size_t(cap0 + 2 * act + dyt) * sizeof(bf16));
     cvt_[0] = bf16_work_.as<bf16>();
     cvt_[1] = cvt_[0] + cap0;
     cvt_[2] = cvt_[1] + act;
+    cvt_dyt_ = cvt_[2] + act;
   }
   if (bf16_ || opt.pack_weights) plan_packed();
 }
@@ -221,6 +223,25 @@ void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, boo
   cpu::matmul_bf16(A.h, B.h, C, M, N, K, ta, tb, acc);
 }
 
+void LlamaStage::wgrad(const float* x, int64_t in, std::initializer_list<WGrad> parts) {
+  if (!bf16_) {
+    for (const WGrad& p : parts) mm({p.dy, nullptr}, {x, nullptr}, p.dw, p.out, in, N_, true, false, true);
+    return;
+  }
+  cpu::to_bf16_transposed(x, N_, in, cvt_[1], N_);
+  const WGrad* it = parts.begin();
+  while (it != parts.end()) {
+    float* dw = it->dw;
+    int64_t rows = 0;
+    do {  // the run of parts whose gradients follow each other in memory
+      cpu::to_bf16_transposed(it->dy, N_, it->out, cvt_dyt_ + rows * N_, N_);
+      rows += it->out;
+      ++it;
+    } while (it != parts.end() && it->dw == dw + rows * in);
+    cpu::matmul_bf16(cvt_dyt_, cvt_[1], dw, rows, in, N_, false, true, true);
+  }
+}
+
 void LlamaStage::logits(int slot, float* out) const {
   LT_CHECK(layout_.last_stage(), "logits: only the last pipeline stage has the LM head");
   auto* self = const_cast<LlamaStage*>(this);  // gather and conversion scratch, packed weights
@@ -292,34 +313,26 @@ void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, co
   // x_out = x_mid + h·Wd^T
   Mat dres = cvt(gather_rows(d_res_), N * D, 2);
   mm(dres, wmat(w.w_down), d_h_, N, F, D, false, false, false);
-  mm(dres, {a.h, nullptr}, g.w_down, D, F, N, true, false, true);
+  wgrad(a.h, F, {{dres.f, g.w_down, D}});
   cpu::swiglu_backward(d_h_, a.gate, a.up, d_gate_, d_up_, N * F);
-  const Mat ln2 = cvt(gather_rows(a.ln2), N * D, 2);
-  const Mat dg = cvt(d_gate_, N * F, 0);
-  mm(dg, wmat(w.w_gate), d_ln_, N, D, F, false, false, false);
-  mm(dg, ln2, g.w_gate, F, D, N, true, false, true);
-  const Mat du = cvt(d_up_, N * F, 0);
-  mm(du, wmat(w.w_up), d_ln_, N, D, F, false, false, true);
-  mm(du, ln2, g.w_up, F, D, N, true, false, true);
+  const float* ln2 = gather_rows(a.ln2);
+  mm(cvt(d_gate_, N * F, 0), wmat(w.w_gate), d_ln_, N, D, F, false, false, false);
+  mm(cvt(d_up_, N * F, 0), wmat(w.w_up), d_ln_, N, D, F, false, false, true);
+  wgrad(ln2, D, {{d_gate_, g.w_gate, F}, {d_up_, g.w_up, F}});
   cpu::rmsnorm_backward(sum_input_grad(), a.x_mid, w.ffn_norm, a.rstd2, d_res_, g.ffn_norm, Nl, D_, true);
   // x_mid = x + att·Wo^T
   dres = cvt(gather_rows(d_res_), N * D, 2);
   mm(dres, wmat(w.wo), d_att_, N, Q, D, false, false, false);
-  mm(dres, {a.att, nullptr}, g.wo, D, Q, N, true, false, true);
+  wgrad(a.att, Q, {{dres.f, g.wo, D}});
   (bf16_ ? cpu::attention_backward_bf16 : cpu::attention_backward)(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_,
                                                                    d_v_, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
   cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
-  const Mat ln1 = cvt(gather_rows(a.ln1), N * D, 2);
-  const Mat dq = cvt(d_q_, N * Q, 0);
-  mm(dq, wmat(w.wq), d_ln_, N, D, Q, false, false, false);
-  mm(dq, ln1, g.wq, Q, D, N, true, false, true);
-  const Mat dk = cvt(d_k_, N * KV, 0);
-  mm(dk, wmat(w.wk), d_ln_, N, D, KV, false, false, true);
-  mm(dk, ln1, g.wk, KV, D, N, true, false, true);
-  const Mat dv = cvt(d_v_, N * KV, 0);
-  mm(dv, wmat(w.wv), d_ln_, N, D, KV, false, false, true);
-  mm(dv, ln1, g.wv, KV, D, N, true, false, true);
+  const float* ln1 = gather_rows(a.ln1);
+  mm(cvt(d_q_, N * Q, 0), wmat(w.wq), d_ln_, N, D, Q, false, false, false);
+  mm(cvt(d_k_, N * KV, 0), wmat(w.wk), d_ln_, N, D, KV, false, false, true);
+  mm(cvt(d_v_, N * KV, 0), wmat(w.wv), d_ln_, N, D, KV, false, false, true);
+  wgrad(ln1, D, {{d_q_, g.wq, Q}, {d_k_, g.wk, KV}, {d_v_, g.wv, KV}});
   cpu::rmsnorm_backward(sum_input_grad(), a.x, w.attn_norm, a.rstd1, d_res_, g.attn_norm, Nl, D_, true);
 }
 

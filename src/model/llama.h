@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <utility>
@@ -148,6 +149,16 @@ class LlamaStage {
   Mat wmat(const float* w) const;                           // a weight (its GEMMs read the packed copy)
   Mat cvt(const float* x, int64_t n, int buf);               // bf16 mode: convert into buffer `buf`
   void mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc);
+  // Weight gradients sharing one input x [N, in]: parts[i].dw [out_i, in] += dy_iᵀ·x. In bf16
+  // mode both operands are converted transposed ([features, tokens]: oneDNN's bf16 kernel is
+  // fastest with the reduction contiguous in both) and parts whose gradients lie next to each
+  // other in memory (q/k/v, gate/up) run as one GEMM.
+  struct WGrad {
+    const float* dy;
+    float* dw;
+    int64_t out;
+  };
+  void wgrad(const float* x, int64_t in, std::initializer_list<WGrad> parts);
   // Sequence parallelism: `local` [Nl,D] gathered into full_ [N,D]; without it `local` itself.
   const float* gather_rows(const float* local);
   // The tp-sum of a row-parallel output `partial` [N,D] into `out` [Nl,D] (without sequence
@@ -181,8 +192,9 @@ class LlamaStage {
   std::map<std::pair<const float*, bool>, std::unique_ptr<cpu::PackedGemm>> packed_;
   Buffer packed_store_;
   bool packed_fresh_ = false;
-  Buffer bf16_work_;  // conversion buffers: 0 = A, 1 = B, 2 = shared
+  Buffer bf16_work_;  // conversion buffers: 0 = A, 1 = B (transposed x of wgrad), 2 = shared
   bf16* cvt_[3] = {};
+  bf16* cvt_dyt_ = nullptr;  // wgrad's transposed dy of all parts, stacked
   std::vector<Slot> slots_;
   LayerActs recompute_{};  // shared workspace when recomputing
   float* recompute_out_ = nullptr;

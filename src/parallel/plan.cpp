@@ -101,6 +101,21 @@ double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, in
                 2 * round16(int64_t(seq_len) * hd / 2)) * bytes_per_value;
 }
 
+double stage_bf16_buffer_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len) {
+  ShardSpec s;
+  s.tp = tp;
+  s.pp = pp;
+  s.pp_rank = stage;
+  const LocalDims ld = local_dims(c, s);
+  const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
+  const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden;
+  const int64_t head_rows = stage == pp - 1 ? head_chunk_rows(N, ld.vocab) : 0;
+  const int64_t act = round16(std::max(N * std::max({D, Q, F}), int64_t(16)));
+  const int64_t cap0 = std::max(act, round16(head_rows * ld.vocab));
+  const int64_t dyt = round16(N * std::max({D, 2 * F, Q + 2 * KV}));
+  return double(cap0 + 2 * act + dyt) * 2.0;
+}
+
 StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
                            bool sequence_parallel) {
   ShardSpec spec;
@@ -204,6 +219,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     m.activations = o.recompute ? m.activations_recompute : m.activations_full;
     m.workspace = stage_workspace_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, o.recompute,
                                         o.sequence_parallel, act_bytes);
+    if (o.device == "cpu" && bf16) m.workspace += stage_bf16_buffer_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len);
     // Comm scratch of the largest reduction: gradients over dp, activations over tp.
     double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
     if (reduced > 0) m.workspace += std::min(kCommSegmentBytes, reduced) * 1.5;

@@ -105,5 +105,8 @@ double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, i
 // The same stage's backward workspace, LM-head chunk and RoPE tables (no comm buffers).
 double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
                              bool recompute, bool sequence_parallel, int bytes_per_value);
+// The CPU stage's bf16 conversion buffers in bf16 mode (GEMM operands, the LM head chunk's
+// logits gradient, weight gradients' transposed operands).
+double stage_bf16_buffer_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len);
 
 }  // namespace lt

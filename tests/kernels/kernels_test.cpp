@@ -13,6 +13,7 @@
 #include "core/buffer.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/gemm.h"
@@ -454,6 +455,34 @@ TEST(KernelAdamW, MatchesScalarPyTorchLoop) {
   double ss = sum_squares(g.data(), n), ss_r = 0;
   for (float x : g) ss_r += double(x) * x;
   EXPECT_NEAR(ss, ss_r, 1e-9 * ss_r);
+  // Several chunks, and the same bits for any thread count.
+  const auto big = randv(100003, 5);
+  double big_r = 0;
+  for (float x : big) big_r += double(x) * x;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const double one = sum_squares(big.data(), int64_t(big.size()));
+  omp_set_num_threads(3);
+  const double three = sum_squares(big.data(), int64_t(big.size()));
+  omp_set_num_threads(saved);
+  EXPECT_NEAR(one, big_r, 1e-9 * big_r);
+  EXPECT_EQ(one, three);
+}
+
+TEST(KernelConvert, TransposedEqualsScalarRounding) {
+  for (auto [rows, cols] : {std::pair<int, int>{1, 1}, {16, 16}, {33, 48}, {100, 17}, {64, 300}, {5, 40}}) {
+    const auto x = randv(size_t(rows) * cols, uint32_t(rows * 1000 + cols));
+    const int64_t ldy = rows + 3;
+    std::vector<bf16> y(size_t(cols) * ldy, 0x7777);
+    to_bf16_transposed(x.data(), rows, cols, y.data(), ldy);
+    size_t bad = 0;
+    for (int c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < ldy; ++r) {
+        const bf16 want = r < rows ? float_to_bf16(x[size_t(r) * cols + c]) : bf16(0x7777);  // padding untouched
+        bad += y[size_t(c) * ldy + r] != want;
+      }
+    EXPECT_EQ(bad, 0u) << rows << "x" << cols;
+  }
 }
 
 }  // namespace

@@ -47,6 +47,29 @@ TEST(Plan, ActivationBytesMatchWithAChunkedHead) {
   }
 }
 
+// bf16 mode adds the stage's conversion buffers (GQA, so q/k/v differ; tp 1 and 2).
+TEST(Plan, Bf16BufferBytesMatchTheStage) {
+  LlamaConfig c = tiny(2);
+  for (int tp : {1, 2})
+    for (int pp_rank : {0, 1}) {
+      ShardSpec s;
+      s.tp = tp;
+      s.pp = 2;
+      s.pp_rank = pp_rank;
+      ParamLayout layout(c, s);
+      Buffer w(layout.total() * 4), g(layout.total() * 4);
+      StageOptions opt;
+      opt.micro_batch = 2;
+      opt.seq_len = 48;
+      opt.precision = Precision::bf16;
+      LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+      double planned = stage_activation_bytes(c, tp, 2, pp_rank, 2, 48, 1, false, false, 4) +
+                       stage_workspace_bytes(c, tp, 2, pp_rank, 2, 48, false, false, 4) +
+                       stage_bf16_buffer_bytes(c, tp, 2, pp_rank, 2, 48);
+      EXPECT_EQ(planned, double(stage.activation_bytes())) << "tp " << tp << " stage " << pp_rank;
+    }
+}
+
 TEST(Plan, ActivationBytesMatchTheModelsBuffers) {
   for (int kv : {4, 2}) {
     LlamaConfig c = tiny(kv);

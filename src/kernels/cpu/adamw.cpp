@@ -1,5 +1,6 @@
 #include "kernels/cpu/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace lt::cpu {
@@ -28,17 +29,24 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const
 }
 
 double sum_squares(const float* g, int64_t n) {
-  // Fixed-size chunks summed in chunk order: the result does not depend on the thread count.
+  // Fixed-size chunks, each summed in a fixed (vectorised) order, then the chunk sums in chunk
+  // order: the result does not depend on the thread count.
   constexpr int64_t kChunk = 1 << 14;
-  int64_t chunks = (n + kChunk - 1) / kChunk;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  constexpr int64_t kSlots = 4096;  // chunk sums per pass (on the stack)
+  double part[kSlots];
   double total = 0.0;
-#pragma omp parallel for schedule(static, 1) ordered
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t b = c * kChunk, e = b + kChunk < n ? b + kChunk : n;
-    double s = 0.0;
-    for (int64_t i = b; i < e; ++i) s += double(g[i]) * double(g[i]);
-#pragma omp ordered
-    total += s;
+  for (int64_t c0 = 0; c0 < chunks; c0 += kSlots) {
+    const int64_t nc = std::min(kSlots, chunks - c0);
+#pragma omp parallel for schedule(static) if (nc > 1)
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t b = (c0 + c) * kChunk, e = std::min(b + kChunk, n);
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = b; i < e; ++i) s += double(g[i]) * double(g[i]);
+      part[c] = s;
+    }
+    for (int64_t c = 0; c < nc; ++c) total += part[c];
   }
   return total;
 }

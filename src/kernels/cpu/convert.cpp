@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 namespace lt::cpu {
 
 void to_bf16_serial(const float* x, bf16* y, int64_t n) {
@@ -29,6 +31,63 @@ void to_bf16(const float* x, bf16* y, int64_t n) {
     }
 #endif
     for (; i < e; ++i) y[i] = float_to_bf16(x[i]);
+  }
+}
+
+#if defined(__AVX512BF16__)
+namespace {
+// r[0..15] = 16 rows of 16 floats, transposed in registers: r[c] becomes column c.
+inline void transpose16(__m512 r[16]) {
+  __m512 a[16], b[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // b[4i + k], 128-bit lane L: column 4L + k of rows 4i .. 4i+3
+    const __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+    const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+    b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512 c0 = _mm512_shuffle_f32x4(b[k], b[4 + k], 0x88), c1 = _mm512_shuffle_f32x4(b[k], b[4 + k], 0xdd);
+    const __m512 c2 = _mm512_shuffle_f32x4(b[8 + k], b[12 + k], 0x88), c3 = _mm512_shuffle_f32x4(b[8 + k], b[12 + k], 0xdd);
+    r[k] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+    r[8 + k] = _mm512_shuffle_f32x4(c0, c2, 0xdd);
+    r[4 + k] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+    r[12 + k] = _mm512_shuffle_f32x4(c1, c3, 0xdd);
+  }
+}
+}  // namespace
+#endif
+
+void to_bf16_transposed(const float* x, int64_t rows, int64_t cols, bf16* y, int64_t ldy) {
+  const int64_t rb = rows / 16, cb = cols / 16;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t i = 0; i < (rows + 15) / 16; ++i) {
+    const int64_t r0 = i * 16;
+    int64_t c0 = 0;
+#if defined(__AVX512BF16__)
+    if (i < rb)
+      for (; c0 < cb * 16; c0 += 16) {
+        __m512 t[16];
+        for (int r = 0; r < 16; ++r) t[r] = _mm512_loadu_ps(x + (r0 + r) * cols + c0);
+        transpose16(t);
+        for (int c = 0; c < 16; ++c) {
+          const __m256bh h = _mm512_cvtneps_pbh(t[c]);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (c0 + c) * ldy + r0), reinterpret_cast<const __m256i&>(h));
+        }
+      }
+#else
+    (void)rb, (void)cb;
+#endif
+    const int64_t r1 = std::min(rows, r0 + 16);
+    for (int64_t c = 0; c < cols; ++c) {  // the columns (and, in the last block, rows) left
+      if (c < c0) continue;
+      for (int64_t r = r0; r < r1; ++r) y[c * ldy + r] = float_to_bf16(x[r * cols + c]);
+    }
   }
 }
 

@@ -10,5 +10,9 @@ namespace lt::cpu {
 void to_bf16(const float* x, bf16* y, int64_t n);
 // The same on the calling thread only (for use inside parallel regions).
 void to_bf16_serial(const float* x, bf16* y, int64_t n);
+// The [rows, cols] matrix x transposed while converted: y[c·ldy + r] = bf16(x[r·cols + c])
+// (ldy ≥ rows). A weight gradient dW = dYᵀ·X reads both operands this way (bf16 GEMMs are
+// fastest with the reduction dimension contiguous in both).
+void to_bf16_transposed(const float* x, int64_t rows, int64_t cols, bf16* y, int64_t ldy);
 
 }  // namespace lt::cpu
