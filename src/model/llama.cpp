@@ -230,16 +230,22 @@ void LlamaStage::wgrad(const float* x, int64_t in, std::initializer_list<WGrad> 
   }
   cpu::to_bf16_transposed(x, N_, in, cvt_[1], N_);
   const WGrad* it = parts.begin();
+  int64_t row = 0;
   while (it != parts.end()) {
     float* dw = it->dw;
-    int64_t rows = 0;
+    const int64_t first = row;
     do {  // the run of parts whose gradients follow each other in memory
-      cpu::to_bf16_transposed(it->dy, N_, it->out, cvt_dyt_ + rows * N_, N_);
-      rows += it->out;
+      row += it->out;
       ++it;
-    } while (it != parts.end() && it->dw == dw + rows * in);
-    cpu::matmul_bf16(cvt_dyt_, cvt_[1], dw, rows, in, N_, false, true, true);
+    } while (it != parts.end() && it->dw == dw + (row - first) * in);
+    cpu::matmul_bf16(cvt_dyt_ + first * N_, cvt_[1], dw, row - first, in, N_, false, true, true);
   }
+}
+
+LlamaStage::Mat LlamaStage::cvt_dy(const float* dy, int64_t cols, int buf, int64_t row) {
+  if (!bf16_) return {dy, nullptr};
+  cpu::to_bf16_transposed(dy, N_, cols, cvt_dyt_ + row * N_, N_, cvt_[buf]);
+  return {dy, cvt_[buf]};
 }
 
 void LlamaStage::logits(int slot, float* out) const {
@@ -311,17 +317,17 @@ void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float*
 void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
   const int64_t N = N_, Nl = Nl_, D = D_, Q = qdim_, KV = kvdim_, F = F_;
   // x_out = x_mid + h·Wd^T
-  Mat dres = cvt(gather_rows(d_res_), N * D, 2);
+  Mat dres = cvt_dy(gather_rows(d_res_), D, 2, 0);
   mm(dres, wmat(w.w_down), d_h_, N, F, D, false, false, false);
   wgrad(a.h, F, {{dres.f, g.w_down, D}});
   cpu::swiglu_backward(d_h_, a.gate, a.up, d_gate_, d_up_, N * F);
   const float* ln2 = gather_rows(a.ln2);
-  mm(cvt(d_gate_, N * F, 0), wmat(w.w_gate), d_ln_, N, D, F, false, false, false);
-  mm(cvt(d_up_, N * F, 0), wmat(w.w_up), d_ln_, N, D, F, false, false, true);
+  mm(cvt_dy(d_gate_, F, 0, 0), wmat(w.w_gate), d_ln_, N, D, F, false, false, false);
+  mm(cvt_dy(d_up_, F, 0, F), wmat(w.w_up), d_ln_, N, D, F, false, false, true);
   wgrad(ln2, D, {{d_gate_, g.w_gate, F}, {d_up_, g.w_up, F}});
   cpu::rmsnorm_backward(sum_input_grad(), a.x_mid, w.ffn_norm, a.rstd2, d_res_, g.ffn_norm, Nl, D_, true);
   // x_mid = x + att·Wo^T
-  dres = cvt(gather_rows(d_res_), N * D, 2);
+  dres = cvt_dy(gather_rows(d_res_), D, 2, 0);
   mm(dres, wmat(w.wo), d_att_, N, Q, D, false, false, false);
   wgrad(a.att, Q, {{dres.f, g.wo, D}});
   (bf16_ ? cpu::attention_backward_bf16 : cpu::attention_backward)(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_,
@@ -329,9 +335,9 @@ void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, co
   cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
   cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
   const float* ln1 = gather_rows(a.ln1);
-  mm(cvt(d_q_, N * Q, 0), wmat(w.wq), d_ln_, N, D, Q, false, false, false);
-  mm(cvt(d_k_, N * KV, 0), wmat(w.wk), d_ln_, N, D, KV, false, false, true);
-  mm(cvt(d_v_, N * KV, 0), wmat(w.wv), d_ln_, N, D, KV, false, false, true);
+  mm(cvt_dy(d_q_, Q, 0, 0), wmat(w.wq), d_ln_, N, D, Q, false, false, false);
+  mm(cvt_dy(d_k_, KV, 0, Q), wmat(w.wk), d_ln_, N, D, KV, false, false, true);
+  mm(cvt_dy(d_v_, KV, 0, Q + KV), wmat(w.wv), d_ln_, N, D, KV, false, false, true);
   wgrad(ln1, D, {{d_q_, g.wq, Q}, {d_k_, g.wk, KV}, {d_v_, g.wv, KV}});
   cpu::rmsnorm_backward(sum_input_grad(), a.x, w.attn_norm, a.rstd1, d_res_, g.attn_norm, Nl, D_, true);
 }

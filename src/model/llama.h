@@ -150,15 +150,19 @@ class LlamaStage {
   Mat cvt(const float* x, int64_t n, int buf);               // bf16 mode: convert into buffer `buf`
   void mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc);
   // Weight gradients sharing one input x [N, in]: parts[i].dw [out_i, in] += dy_iᵀ·x. In bf16
-  // mode both operands are converted transposed ([features, tokens]: oneDNN's bf16 kernel is
-  // fastest with the reduction contiguous in both) and parts whose gradients lie next to each
-  // other in memory (q/k/v, gate/up) run as one GEMM.
+  // mode both operands are read transposed ([features, tokens]: oneDNN's bf16 kernel is
+  // fastest with the reduction contiguous in both): x is converted here, each dy_i must have
+  // been converted by cvt_dy at row offset out_0 + … + out_{i−1}; parts whose gradients lie
+  // next to each other in memory (q/k/v, gate/up) run as one GEMM.
   struct WGrad {
     const float* dy;
     float* dw;
     int64_t out;
   };
   void wgrad(const float* x, int64_t in, std::initializer_list<WGrad> parts);
+  // A gradient dy [N, cols] feeding an input-gradient GEMM (plain bf16 copy in buffer `buf`)
+  // and a wgrad (transposed copy at row `row` of the stacked buffer), converted in one pass.
+  Mat cvt_dy(const float* dy, int64_t cols, int buf, int64_t row);
   // Sequence parallelism: `local` [Nl,D] gathered into full_ [N,D]; without it `local` itself.
   const float* gather_rows(const float* local);
   // The tp-sum of a row-parallel output `partial` [N,D] into `out` [Nl,D] (without sequence

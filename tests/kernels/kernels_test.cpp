@@ -483,6 +483,18 @@ TEST(KernelConvert, TransposedEqualsScalarRounding) {
       }
     EXPECT_EQ(bad, 0u) << rows << "x" << cols;
   }
+  // 64-byte aligned output rows (the streamed stores) and the plain copy written alongside.
+  const int rows = 96, cols = 80;
+  const auto x = randv(size_t(rows) * cols, 77);
+  Buffer yt(size_t(rows) * cols * sizeof(bf16)), yr(size_t(rows) * cols * sizeof(bf16));
+  to_bf16_transposed(x.data(), rows, cols, yt.as<bf16>(), rows, yr.as<bf16>());
+  size_t bad = 0;
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) {
+      const bf16 want = float_to_bf16(x[size_t(r) * cols + c]);
+      bad += (yt.as<bf16>()[size_t(c) * rows + r] != want) + (yr.as<bf16>()[size_t(r) * cols + c] != want);
+    }
+  EXPECT_EQ(bad, 0u);
 }
 
 }  // namespace

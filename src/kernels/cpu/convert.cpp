@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 
 namespace lt::cpu {
 
@@ -63,31 +64,55 @@ inline void transpose16(__m512 r[16]) {
 }  // namespace
 #endif
 
-void to_bf16_transposed(const float* x, int64_t rows, int64_t cols, bf16* y, int64_t ldy) {
-  const int64_t rb = rows / 16, cb = cols / 16;
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-  for (int64_t i = 0; i < (rows + 15) / 16; ++i) {
-    const int64_t r0 = i * 16;
+void to_bf16_transposed(const float* x, int64_t rows, int64_t cols, bf16* y, int64_t ldy, bf16* y_rows) {
+  // Blocks of 32 rows: each column's 32 values are one 64-byte store, non-temporal where the
+  // line is aligned (the output rows are far apart; cached stores there thrash the L1 sets).
+  const int64_t cb = cols / 16;
+#pragma omp parallel if (rows * cols > 65536)
+  {
+#pragma omp for schedule(static)
+  for (int64_t i = 0; i < (rows + 31) / 32; ++i) {
+    const int64_t r0 = i * 32, r1 = std::min(rows, r0 + 32);
     int64_t c0 = 0;
 #if defined(__AVX512BF16__)
-    if (i < rb)
+    if (r1 - r0 == 32)
       for (; c0 < cb * 16; c0 += 16) {
-        __m512 t[16];
-        for (int r = 0; r < 16; ++r) t[r] = _mm512_loadu_ps(x + (r0 + r) * cols + c0);
-        transpose16(t);
+        __m512 lo[16], hi[16];
+        for (int r = 0; r < 16; ++r) {
+          lo[r] = _mm512_loadu_ps(x + (r0 + r) * cols + c0);
+          hi[r] = _mm512_loadu_ps(x + (r0 + 16 + r) * cols + c0);
+        }
+        if (y_rows)
+          for (int r = 0; r < 16; ++r) {
+            const __m256bh a = _mm512_cvtneps_pbh(lo[r]), b = _mm512_cvtneps_pbh(hi[r]);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(y_rows + (r0 + r) * cols + c0), reinterpret_cast<const __m256i&>(a));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(y_rows + (r0 + 16 + r) * cols + c0),
+                                reinterpret_cast<const __m256i&>(b));
+          }
+        transpose16(lo);
+        transpose16(hi);
         for (int c = 0; c < 16; ++c) {
-          const __m256bh h = _mm512_cvtneps_pbh(t[c]);
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (c0 + c) * ldy + r0), reinterpret_cast<const __m256i&>(h));
+          const __m512bh h = _mm512_cvtne2ps_pbh(hi[c], lo[c]);  // rows r0 .. r0+15 in the low half
+          bf16* dst = y + (c0 + c) * ldy + r0;
+          if ((reinterpret_cast<uintptr_t>(dst) & 63) == 0)
+            _mm512_stream_si512(reinterpret_cast<__m512i*>(dst), reinterpret_cast<const __m512i&>(h));
+          else
+            _mm512_storeu_si512(dst, reinterpret_cast<const __m512i&>(h));
         }
       }
 #else
-    (void)rb, (void)cb;
+    (void)cb;
 #endif
-    const int64_t r1 = std::min(rows, r0 + 16);
-    for (int64_t c = 0; c < cols; ++c) {  // the columns (and, in the last block, rows) left
-      if (c < c0) continue;
-      for (int64_t r = r0; r < r1; ++r) y[c * ldy + r] = float_to_bf16(x[r * cols + c]);
-    }
+    for (int64_t r = r0; r < r1; ++r)  // the columns (and, in a short last block, rows) left
+      for (int64_t c = c0; c < cols; ++c) {
+        const bf16 h = float_to_bf16(x[r * cols + c]);
+        y[c * ldy + r] = h;
+        if (y_rows) y_rows[r * cols + c] = h;
+      }
+  }
+#if defined(__AVX512BF16__)
+  _mm_sfence();  // each thread's streamed lines are visible before the GEMM reads them
+#endif
   }
 }
 
