@@ -135,9 +135,11 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
     // Largest GEMM operand that is not a weight: an [N, max(D, Q, F)] activation or gradient,
     // or one LM-head chunk of logits gradients.
     // Buffer 0 also takes the head's logits gradient; 1 and 2 only activations.
-    const int64_t act = round16(std::max(N * std::max({D, Q, F}), int64_t(16)));
-    const int64_t cap0 = std::max(act, round16(head_rows_ * ld_.vocab));
-    const int64_t dyt = round16(N * std::max({D, 2 * F, Q + 2 * KV}));  // wgrad's stacked parts
+    // Each buffer a whole number of 64-byte lines (32 bf16): the transposed conversions stream.
+    auto round32 = [](int64_t n) { return (n + 31) / 32 * 32; };
+    const int64_t act = round32(std::max(N * std::max({D, Q, F}), int64_t(16)));
+    const int64_t cap0 = std::max(act, round32(head_rows_ * ld_.vocab));
+    const int64_t dyt = round32(N * std::max({D, 2 * F, Q + 2 * KV}));  // wgrad's stacked parts
     bf16_work_ = Buffer(size_t(cap0 + 2 * act + dyt) * sizeof(bf16));
     cvt_[0] = bf16_work_.as<bf16>();
     cvt_[1] = cvt_[0] + cap0;

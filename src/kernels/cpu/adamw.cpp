@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace lt::cpu {
 
@@ -28,6 +31,33 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const
   }
 }
 
+namespace {
+// Σ x² in double, lanes fixed by the position in the chunk (not by the address): 16 lanes
+// (two vectors of 8 doubles), then the tail, then the lanes in order.
+double chunk_sum_squares(const float* x, int64_t n) {
+  int64_t i = 0;
+  double total = 0.0;
+#if defined(__AVX512F__)
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  for (; i + 16 <= n; i += 16) {
+    const __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+    a0 = _mm512_fmadd_pd(lo, lo, a0);
+    a1 = _mm512_fmadd_pd(hi, hi, a1);
+  }
+  alignas(64) double lanes[16];
+  _mm512_store_pd(lanes, a0);
+  _mm512_store_pd(lanes + 8, a1);
+  double tail = 0.0;
+  for (int64_t j = i; j < n; ++j) tail += double(x[j]) * double(x[j]);
+  for (int l = 0; l < 16; ++l) total += lanes[l];
+  return total + tail;
+#else
+  for (; i < n; ++i) total += double(x[i]) * double(x[i]);
+  return total;
+#endif
+}
+}  // namespace
+
 double sum_squares(const float* g, int64_t n) {
   // Fixed-size chunks, each summed in a fixed (vectorised) order, then the chunk sums in chunk
   // order: the result does not depend on the thread count.
@@ -41,10 +71,7 @@ double sum_squares(const float* g, int64_t n) {
 #pragma omp parallel for schedule(static) if (nc > 1)
     for (int64_t c = 0; c < nc; ++c) {
       const int64_t b = (c0 + c) * kChunk, e = std::min(b + kChunk, n);
-      double s = 0.0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = b; i < e; ++i) s += double(g[i]) * double(g[i]);
-      part[c] = s;
+      part[c] = chunk_sum_squares(g + b, e - b);
     }
     for (int64_t c = 0; c < nc; ++c) total += part[c];
   }
