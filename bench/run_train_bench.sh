@@ -22,7 +22,11 @@ tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4
 # Ours: one OpenMP team of 2 pinned threads, shared with oneDNN (same GOMP runtime). PyTorch gets
 # no OMP_PROC_BIND/OMP_PLACES: with them its run here took > 9 min instead of ~30 s.
 export OMP_NUM_THREADS=2
-bench() { OMP_PROC_BIND=close OMP_PLACES=cores "$bench" "$@"; }
+# Every run starts after a pause (LT_BENCH_SETTLE_S, default 20 s): right after PyTorch's
+# 17 GB stories110M run our next run measured up to ~10% slower than alone (the VM reclaiming
+# the freed memory competes for the 2 cores); the pause applies to both sides alike.
+settle() { sleep "${LT_BENCH_SETTLE_S:-20}"; }
+bench() { settle; OMP_PROC_BIND=close OMP_PLACES=cores "$bench" "$@"; }
 echo "# $(date -u +%FT%TZ) $(uname -n) $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # This machine's ceilings, measured now: our MFU is quoted against oneDNN's large-GEMM rate.
 ceilings=$(OMP_PROC_BIND=close OMP_PLACES=cores "$peak")
@@ -39,6 +43,7 @@ for model in "${models[@]}"; do
   for prec in fp32 bf16; do
     bench --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision "$prec" \
       --peak-gflops "$(ceiling "$prec")"
+    settle
     LD_PRELOAD="$tcmalloc" "$py" "$here/pytorch_train.py" "${shape[@]}" --tied --threads 2 --steps "$steps" \
       --warmup "$warmup" --dtype "$prec"
   done
