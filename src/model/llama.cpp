@@ -132,19 +132,12 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   rope_sin_ = take(wp, T_ * hd_ / 2);
   cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, c_.rope_theta);
   if (bf16_) {
-    // Largest GEMM operand that is not a weight: an [N, max(D, Q, F)] activation or gradient,
-    // or one LM-head chunk of logits gradients.
-    // Buffer 0 also takes the head's logits gradient; 1 and 2 only activations.
-    // Each buffer a whole number of 64-byte lines (32 bf16): the transposed conversions stream.
-    auto round32 = [](int64_t n) { return (n + 31) / 32 * 32; };
-    const int64_t act = round32(std::max(N * std::max({D, Q, F}), int64_t(16)));
-    const int64_t cap0 = std::max(act, round32(head_rows_ * ld_.vocab));
-    const int64_t dyt = round32(N * std::max({D, 2 * F, Q + 2 * KV}));  // wgrad's stacked parts
-    bf16_work_ = Buffer(size_t(cap0 + 2 * act + dyt) * sizeof(bf16));
+    const Bf16Buffers sz = bf16_buffers(N, D, Q, KV, F, head_rows_, ld_.vocab);
+    bf16_work_ = Buffer(size_t(sz.total()) * sizeof(bf16));
     cvt_[0] = bf16_work_.as<bf16>();
-    cvt_[1] = cvt_[0] + cap0;
-    cvt_[2] = cvt_[1] + act;
-    cvt_dyt_ = cvt_[2] + act;
+    cvt_[1] = cvt_[0] + sz.a;
+    cvt_[2] = cvt_[1] + sz.b;
+    cvt_dyt_ = cvt_[2] + sz.shared;
   }
   if (bf16_ || opt.pack_weights) plan_packed();
 }
@@ -220,8 +213,9 @@ void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, boo
     return it->second->run(bf16_ ? static_cast<const void*>(A.h) : A.f, C, M, acc);
   }
   if (!bf16_) return matmul(A.f, B.f, C, M, N, K, ta, tb, acc);
-  if (!A.h) A = cvt(A.f, M * K, 0);
-  if (!B.h) B = cvt(B.f, K * N, 1);
+  // bf16 without a weight: the LM head's weight gradient, both operands converted by then (the
+  // layers' weight gradients go through wgrad, which owns conversion buffer 1).
+  LT_CHECK(A.h && B.h, "stage: a bf16 GEMM without a weight needs both operands converted first");
   cpu::matmul_bf16(A.h, B.h, C, M, N, K, ta, tb, acc);
 }
 

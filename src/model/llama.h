@@ -79,6 +79,21 @@ inline int64_t head_chunk_rows(int64_t N, int64_t V) {
   return N < 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(N, kHeadChunkFloats / std::max<int64_t>(1, V)));
 }
 
+// bf16 mode's conversion buffers, in bf16 elements, each a whole number of 64-byte lines (the
+// transposed conversions stream whole lines): `a` takes GEMM A operands and one LM-head chunk
+// of logits gradients, `b` wgrad's transposed x, `shared` activations converted once for
+// several GEMMs, `dyt` wgrad's transposed dy of all parts stacked. plan counts the same.
+struct Bf16Buffers {
+  int64_t a, b, shared, dyt;
+  int64_t total() const { return a + b + shared + dyt; }
+};
+inline Bf16Buffers bf16_buffers(int64_t N, int64_t D, int64_t Q, int64_t KV, int64_t F, int64_t head_rows,
+                                int64_t vocab) {
+  auto lines = [](int64_t n) { return (n + 31) / 32 * 32; };
+  const int64_t act = lines(std::max(N * std::max({D, Q, F}), int64_t(16)));  // largest [N, width] operand
+  return {std::max(act, lines(head_rows * vocab)), act, act, lines(N * std::max({D, 2 * F, Q + 2 * KV}))};
+}
+
 enum class Precision { fp32, bf16 };
 // "fp32" or "bf16"; throws naming train.precision otherwise.
 Precision parse_precision(const std::string& name);
@@ -196,9 +211,9 @@ class LlamaStage {
   std::map<std::pair<const float*, bool>, std::unique_ptr<cpu::PackedGemm>> packed_;
   Buffer packed_store_;
   bool packed_fresh_ = false;
-  Buffer bf16_work_;  // conversion buffers: 0 = A, 1 = B (transposed x of wgrad), 2 = shared
+  Buffer bf16_work_;  // the conversion buffers of bf16_buffers(): cvt_ = {a, b, shared}, then dyt
   bf16* cvt_[3] = {};
-  bf16* cvt_dyt_ = nullptr;  // wgrad's transposed dy of all parts, stacked
+  bf16* cvt_dyt_ = nullptr;
   std::vector<Slot> slots_;
   LayerActs recompute_{};  // shared workspace when recomputing
   float* recompute_out_ = nullptr;

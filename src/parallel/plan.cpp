@@ -110,11 +110,7 @@ double stage_bf16_buffer_bytes(const LlamaConfig& c, int tp, int pp, int stage, 
   const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
   const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden;
   const int64_t head_rows = stage == pp - 1 ? head_chunk_rows(N, ld.vocab) : 0;
-  auto round32 = [](int64_t n) { return (n + 31) / 32 * 32; };
-  const int64_t act = round32(std::max(N * std::max({D, Q, F}), int64_t(16)));
-  const int64_t cap0 = std::max(act, round32(head_rows * ld.vocab));
-  const int64_t dyt = round32(N * std::max({D, 2 * F, Q + 2 * KV}));
-  return double(cap0 + 2 * act + dyt) * 2.0;
+  return double(bf16_buffers(N, D, Q, KV, F, head_rows, ld.vocab).total()) * sizeof(bf16);
 }
 
 StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,

@@ -26,6 +26,31 @@ LlamaConfig tiny(int kv_heads = 4) {
 }
 }  // namespace
 
+namespace {
+// What one LlamaStage (tp, pp, stage; micro-batch 2 x 48) allocates for activations, workspace
+// and bf16 buffers, and what the plan's functions say it allocates.
+struct StageBytes {
+  double actual, planned;
+  int rows;
+};
+StageBytes stage_bytes(const LlamaConfig& c, int tp, int pp, int st, StageOptions opt) {
+  ShardSpec s;
+  s.tp = tp;
+  s.pp = pp;
+  s.pp_rank = st;
+  ParamLayout layout(c, s);
+  Buffer w(layout.total() * 4), g(layout.total() * 4);
+  opt.micro_batch = 2;
+  opt.seq_len = 48;
+  LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+  const bool rec = opt.recompute, sp = opt.sequence_parallel;
+  double planned = stage_activation_bytes(c, tp, pp, st, 2, 48, opt.slots, rec, sp, 4) +
+                   stage_workspace_bytes(c, tp, pp, st, 2, 48, rec, sp, 4);
+  if (opt.precision == Precision::bf16) planned += stage_bf16_buffer_bytes(c, tp, pp, st, 2, 48);
+  return {double(stage.activation_bytes()), planned, stage.rows()};
+}
+}  // namespace
+
 // The plan's activation + workspace bytes equal what LlamaStage actually allocates.
 // A vocabulary large enough that the LM head runs in several chunks (and a shorter last one).
 TEST(Plan, ActivationBytesMatchWithAChunkedHead) {
@@ -33,40 +58,20 @@ TEST(Plan, ActivationBytesMatchWithAChunkedHead) {
   c.vocab_size = 200003;  // 16M logits / 200003 = 83 rows per chunk; 96 rows = 83 + 13
   ASSERT_EQ(head_chunk_rows(96, c.vocab_size), 83);
   for (int tp : {1, 2}) {
-    ShardSpec s;
-    s.tp = tp;
-    ParamLayout layout(c, s);
-    Buffer w(layout.total() * 4), g(layout.total() * 4);
-    StageOptions opt;
-    opt.micro_batch = 2;
-    opt.seq_len = 48;
-    LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
-    double planned = stage_activation_bytes(c, tp, 1, 0, 2, 48, 1, false, false, 4) +
-                     stage_workspace_bytes(c, tp, 1, 0, 2, 48, false, false, 4);
-    EXPECT_EQ(planned, double(stage.activation_bytes())) << "tp " << tp;
+    const StageBytes b = stage_bytes(c, tp, 1, 0, StageOptions{});
+    EXPECT_EQ(b.planned, b.actual) << "tp " << tp;
   }
 }
 
 // bf16 mode adds the stage's conversion buffers (GQA, so q/k/v differ; tp 1 and 2).
 TEST(Plan, Bf16BufferBytesMatchTheStage) {
   LlamaConfig c = tiny(2);
+  StageOptions opt;
+  opt.precision = Precision::bf16;
   for (int tp : {1, 2})
     for (int pp_rank : {0, 1}) {
-      ShardSpec s;
-      s.tp = tp;
-      s.pp = 2;
-      s.pp_rank = pp_rank;
-      ParamLayout layout(c, s);
-      Buffer w(layout.total() * 4), g(layout.total() * 4);
-      StageOptions opt;
-      opt.micro_batch = 2;
-      opt.seq_len = 48;
-      opt.precision = Precision::bf16;
-      LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
-      double planned = stage_activation_bytes(c, tp, 2, pp_rank, 2, 48, 1, false, false, 4) +
-                       stage_workspace_bytes(c, tp, 2, pp_rank, 2, 48, false, false, 4) +
-                       stage_bf16_buffer_bytes(c, tp, 2, pp_rank, 2, 48);
-      EXPECT_EQ(planned, double(stage.activation_bytes())) << "tp " << tp << " stage " << pp_rank;
+      const StageBytes b = stage_bytes(c, tp, 2, pp_rank, opt);
+      EXPECT_EQ(b.planned, b.actual) << "tp " << tp << " stage " << pp_rank;
     }
 }
 
@@ -77,28 +82,17 @@ TEST(Plan, ActivationBytesMatchTheModelsBuffers) {
       for (int st = 0; st < pp; ++st) {
         for (bool rec : {false, true}) {
           for (bool sp : {false, true}) {
-            ShardSpec s;
-            s.tp = tp;
-            s.pp = pp;
-            s.pp_rank = st;
-            ParamLayout layout(c, s);
-            Buffer w(layout.total() * 4), g(layout.total() * 4);
             StageOptions opt;
-            opt.micro_batch = 2;
-            opt.seq_len = 48;
             opt.recompute = rec;
             opt.slots = pp - st;
             opt.sequence_parallel = sp;
-            LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
-            double planned = stage_activation_bytes(c, tp, pp, st, 2, 48, opt.slots, rec, sp, 4) +
-                             stage_workspace_bytes(c, tp, pp, st, 2, 48, rec, sp, 4);
-            EXPECT_EQ(planned, double(stage.activation_bytes())) << "kv " << kv << " tp " << tp << " pp " << pp
-                                                                 << " stage " << st << " recompute " << rec << " sp " << sp;
+            const StageBytes b = stage_bytes(c, tp, pp, st, opt);
+            EXPECT_EQ(b.planned, b.actual) << "kv " << kv << " tp " << tp << " pp " << pp << " stage " << st
+                                           << " recompute " << rec << " sp " << sp;
             if (sp && tp > 1) {  // the residual stream shrinks: fewer bytes than without
-              EXPECT_EQ(stage.rows(), 2 * 48 / tp);
+              EXPECT_EQ(b.rows, 2 * 48 / tp);
               opt.sequence_parallel = false;
-              LlamaStage plain(layout, opt, w.as<float>(), g.as<float>());
-              EXPECT_LT(stage.activation_bytes(), plain.activation_bytes()) << "tp " << tp << " pp " << pp;
+              EXPECT_LT(b.actual, stage_bytes(c, tp, pp, st, opt).actual) << "tp " << tp << " pp " << pp;
             }
           }
         }

@@ -322,9 +322,8 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
 // statistics, D, P/dS before rounding and all accumulators stay fp32.
 #if defined(__AVX512BF16__)
 // sc[r][j] = Σ_p x_r[p] · kt[p][j] over np word pairs (rows r ≥ nr may repeat or be zero).
-template <int NP>
 inline void tile_scores_bf16(const uint32_t* const x[kR], const uint32_t (*kt)[kBk], float (*sc)[kBk], int np) {
-  const int n = NP ? NP : np;
+  const int n = np;
   __m512 a[kR][4];
   for (int r = 0; r < kR; ++r)
     for (int c = 0; c < 4; ++c) a[r][c] = _mm512_setzero_ps();
@@ -367,12 +366,11 @@ void pv_group(const uint32_t (*pw)[kBk / 2], int npairs, const uint32_t (*vp)[kM
     for (int c = 0; c < G; ++c) _mm512_store_ps(acc[r] + 16 * (c0 + c), a[r][c]);
 }
 
-template <int HD>
 void fwd_rows_bf16(const uint32_t* const qw[kR], int nr, int i0, int j0, int nj, const uint32_t (*kt)[kBk],
                    const uint32_t (*vp)[kMaxHd], float (*acc)[kMaxHd], float* m, float* l, int hd) {
-  const int hdp = round16(HD ? HD : hd);
+  const int hdp = round16(hd);
   alignas(64) float sc[kR][kBk];
-  tile_scores_bf16<HD ? (HD + 15) / 16 * 8 : 0>(qw, kt, sc, hdp / 2);
+  tile_scores_bf16(qw, kt, sc, hdp / 2);
   float corr[kR];
   const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr);
   alignas(64) uint32_t pw[kR][kBk / 2];
@@ -386,7 +384,6 @@ void fwd_rows_bf16(const uint32_t* const qw[kR], int nr, int i0, int j0, int nj,
     }
 }
 
-template <int HD>
 void forward_bf16_impl(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
   const int T = s.T, H = s.H, hd = s.hd, hdp = round16(hd);
   const int64_t qs = int64_t(H) * hd, ks = int64_t(s.KV) * hd;
@@ -416,7 +413,7 @@ void forward_bf16_impl(const float* q, const float* k, const float* v, float* ou
             const int nr = std::min(kR, i1 - i);
             const uint32_t* rows[kR];
             for (int r = 0; r < kR; ++r) rows[r] = qw[i - i0 + std::min(r, nr - 1)];
-            fwd_rows_bf16<HD>(rows, nr, i, j0, nj, kt, vp, acc + (i - i0), m + (i - i0), l + (i - i0), hd);
+            fwd_rows_bf16(rows, nr, i, j0, nj, kt, vp, acc + (i - i0), m + (i - i0), l + (i - i0), hd);
           }
         }
         finish_rows(acc, m, l, i1 - i0, out + (int64_t(b) * T + i0) * qs + int64_t(h) * hd, qs,
@@ -476,18 +473,16 @@ void bwd_group(const BwdWords& w, int npairs, const uint32_t* qp, const uint32_t
 }
 
 // qw/ow: the block's 4 query/dO rows as row words (stride hdp/2); qp/op: its 2 row pairs.
-template <int HD>
 void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, const uint32_t* op,
                    float* const dqi[kR], const float* Di, const float* z, int nr, int i0, int j0, int nj,
                    const uint32_t (*kt)[kBk], const uint32_t (*vt)[kBk], const uint32_t (*kp)[kMaxHd],
                    float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale) {
-  constexpr int NP = HD ? (HD + 15) / 16 * 8 : 0;
-  const int hdp = round16(HD ? HD : hd), np = hdp / 2;
+  const int hdp = round16(hd), np = hdp / 2;
   alignas(64) float p[kR][kBk], ds[kR][kBk];
   const uint32_t* const qr[kR] = {qw, qw + np, qw + 2 * np, qw + 3 * np};
   const uint32_t* const orr[kR] = {ow, ow + np, ow + 2 * np, ow + 3 * np};
-  tile_scores_bf16<NP>(qr, kt, p, np);
-  tile_scores_bf16<NP>(orr, vt, ds, np);
+  tile_scores_bf16(qr, kt, p, np);
+  tile_scores_bf16(orr, vt, ds, np);
   // Scores from the pre-scaled, bf16-rounded q: the same P the forward normalised.
   const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, 1.0f, scale);
   alignas(64) BwdWords w;
@@ -505,7 +500,6 @@ void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, c
     }
 }
 
-template <int HD>
 void backward_bf16_impl(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
   const int T = s.T, H = s.H, KV = s.KV, hd = s.hd, hdp = round16(hd), np = hdp / 2;
@@ -574,7 +568,7 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
             for (int r = 0; r < kR; ++r)
               dqi[r] = dq + (int64_t(b) * T + i + std::min(r, nr - 1)) * qs + int64_t(h) * hd;
             const size_t rw = g * hw + size_t(i) * np, pw = g * hw + size_t(i / 2) * hdp;
-            bwd_rows_bf16<HD>(&qw[rw], &ow[rw], &qp[pw], &op[pw], dqi, &Dv[size_t(g) * T4 + i],
+            bwd_rows_bf16(&qw[rw], &ow[rw], &qp[pw], &op[pw], dqi, &Dv[size_t(g) * T4 + i],
                               &zv[size_t(g) * T4 + i], nr, i, j0, nj, kt, vt, kp, dka, dva, hd, scale);
           }
         }
@@ -629,7 +623,7 @@ void attention_forward_bf16(const float* q, const float* k, const float* v, floa
   check_shape(s);
   if (tiled::supported(s, true)) return tiled::forward_bf16(q, k, v, out, lse, s);
 #if defined(__AVX512BF16__)
-  forward_bf16_impl<0>(q, k, v, out, lse, s);
+  forward_bf16_impl(q, k, v, out, lse, s);
 #else
   attention_forward(q, k, v, out, lse, s);
 #endif
@@ -640,7 +634,7 @@ void attention_backward_bf16(const float* q, const float* k, const float* v, con
   check_shape(s);
   if (tiled::supported(s, true)) return tiled::backward_bf16(q, k, v, out, dout, lse, dq, dk, dv, s);
 #if defined(__AVX512BF16__)
-  backward_bf16_impl<0>(q, k, v, out, dout, lse, dq, dk, dv, s);
+  backward_bf16_impl(q, k, v, out, dout, lse, dq, dk, dv, s);
 #else
   attention_backward(q, k, v, out, dout, lse, dq, dk, dv, s);
 #endif

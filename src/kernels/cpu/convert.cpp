@@ -68,9 +68,7 @@ void to_bf16_transposed(const float* x, int64_t rows, int64_t cols, bf16* y, int
   // Blocks of 32 rows: each column's 32 values are one 64-byte store, non-temporal where the
   // line is aligned (the output rows are far apart; cached stores there thrash the L1 sets).
   const int64_t cb = cols / 16;
-#pragma omp parallel if (rows * cols > 65536)
-  {
-#pragma omp for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
   for (int64_t i = 0; i < (rows + 31) / 32; ++i) {
     const int64_t r0 = i * 32, r1 = std::min(rows, r0 + 32);
     int64_t c0 = 0;
@@ -109,9 +107,8 @@ void to_bf16_transposed(const float* x, int64_t rows, int64_t cols, bf16* y, int
         y[c * ldy + r] = h;
         if (y_rows) y_rows[r * cols + c] = h;
       }
-  }
 #if defined(__AVX512BF16__)
-  _mm_sfence();  // each thread's streamed lines are visible before the GEMM reads them
+    _mm_sfence();  // this block's streamed lines are visible before anyone reads them
 #endif
   }
 }
