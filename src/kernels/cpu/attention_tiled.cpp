@@ -70,17 +70,51 @@ inline void micro(int m, int K, const E* a, int64_t am, int64_t ak, const E* b, 
       for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + r * cs + 16 * v, acc[r][v]);
 }
 
+// Which part of the reduction a row needs on a diagonal block, where rows and reduction index
+// the same positions (the rest multiplies exact zeros of the causal mask and is skipped):
+// lower: k ≤ row (P·V, dS·K: queries × keys); upper: k ≥ row (Pᵀ·dO, dSᵀ·Q: keys × queries).
+enum class Tri { none, lower, upper };
+
 // The M × 16·NV product above, MR rows at a time; wider than 4 vectors (hd > 64) in strips of
-// 4 vectors (6 × 4 tiles: more FMAs per load than 3 × 8, and no register spills).
+// 4 vectors (6 × 4 tiles: more FMAs per load than 3 × 8, and no register spills). With `tri`,
+// each row tile reduces over the k its rows need (bf16 words: pairs of positions).
 template <int NV, bool ACC, class E>
-void gemm(int M, int K, const E* a, int64_t am, int64_t ak, const E* b, int64_t bs, float* c, int64_t cs) {
+void gemm(int M, int K, const E* a, int64_t am, int64_t ak, const E* b, int64_t bs, float* c, int64_t cs,
+          Tri tri = Tri::none) {
   if constexpr (NV > 4) {
-    gemm<4, ACC, E>(M, K, a, am, ak, b, bs, c, cs);
-    gemm<NV - 4, ACC, E>(M, K, a, am, ak, b + 64, bs, c + 64, cs);
+    gemm<4, ACC, E>(M, K, a, am, ak, b, bs, c, cs, tri);
+    gemm<NV - 4, ACC, E>(M, K, a, am, ak, b + 64, bs, c + 64, cs, tri);
   } else {
     constexpr int MR = rows_for(NV);
-    for (int i = 0; i < M; i += MR)
-      micro<MR, NV, ACC, E>(std::min(MR, M - i), K, a + i * am, am, ak, b, bs, c + i * cs, cs);
+    constexpr int per_k = std::is_same_v<E, float> ? 1 : 2;  // positions per reduction step
+    for (int i = 0; i < M; i += MR) {
+      const int m = std::min(MR, M - i);
+      const int k0 = tri == Tri::upper ? i / per_k : 0;
+      const int k1 = tri == Tri::lower ? std::min(K, (i + m - 1) / per_k + 1) : K;
+      micro<MR, NV, ACC, E>(m, k1 - k0, a + i * am + k0 * ak, am, ak, b + k0 * bs, bs, c + i * cs, cs);
+    }
+  }
+}
+
+// C = A·B (no accumulation) for a diagonal block whose columns are positions (16 per vector):
+// rows are also positions, and row r needs the columns ≥ r (lower = false: keys × queries) or
+// ≤ r (lower = true: queries × keys), so each 16-row group runs with only the vectors it
+// needs. The columns skipped hold garbage: every reader masks them (softmax_columns,
+// probs_dscores).
+template <class E>
+void gemm_diag(int M, int K, const E* a, int64_t am, int64_t ak, const E* b, int64_t bs, float* c, int64_t cs,
+               bool lower) {
+  for (int g = 0; g * 16 < M; ++g) {
+    const int m = std::min(16, M - 16 * g), nv = lower ? g + 1 : 4 - g, v0 = lower ? 0 : g;
+    const E* ag = a + int64_t(16 * g) * am;
+    const E* bg = b + 16 * v0;
+    float* cg = c + int64_t(16 * g) * cs + 16 * v0;
+    switch (nv) {
+      case 1: gemm<1, false>(m, K, ag, am, ak, bg, bs, cg, cs); break;
+      case 2: gemm<2, false>(m, K, ag, am, ak, bg, bs, cg, cs); break;
+      case 3: gemm<3, false>(m, K, ag, am, ak, bg, bs, cg, cs); break;
+      default: gemm<4, false>(m, K, ag, am, ak, bg, bs, cg, cs); break;
+    }
   }
 }
 
@@ -133,8 +167,8 @@ inline void softmax_columns(float (*st)[kBlk], int nj, int n, int i0, int j0, fl
 }
 
 // Backward, in place on one block pair (ps[query][key] holds S, dps holds dP = dO·Vᵀ):
-// P = exp(S·score_scale − lse) on keys j ≤ i (zero elsewhere and past the last key),
-// dS = P∘(dP − D)·scale.
+// P = exp(S·score_scale − lse) on keys j ≤ i, dS = P∘(dP − D)·scale; both exactly zero
+// elsewhere and past the last key, whatever S and dP held there (gemm_diag leaves garbage).
 inline void probs_dscores(float (*ps)[kBlk], float (*dps)[kBlk], int ni, int nj, int i0, int j0, const float* z,
                           const float* D, float score_scale, float scale) {
   const __m512 ss = _mm512_set1_ps(score_scale), sc = _mm512_set1_ps(scale);
@@ -146,7 +180,7 @@ inline void probs_dscores(float (*ps)[kBlk], float (*dps)[kBlk], int ni, int nj,
       const __m512 p = _mm512_maskz_mov_ps(valid, exp512(_mm512_fmsub_ps(_mm512_load_ps(ps[i] + 16 * c), ss, zi)));
       _mm512_store_ps(ps[i] + 16 * c, p);
       const __m512 dp = _mm512_load_ps(dps[i] + 16 * c);
-      _mm512_store_ps(dps[i] + 16 * c, _mm512_mul_ps(_mm512_mul_ps(p, _mm512_sub_ps(dp, Di)), sc));
+      _mm512_store_ps(dps[i] + 16 * c, _mm512_maskz_mul_ps(valid, _mm512_mul_ps(p, _mm512_sub_ps(dp, Di)), sc));
     }
   }
 }
@@ -193,11 +227,18 @@ void forward_impl(const float* q, const float* k, const float* v, float* out, fl
         for (int j0 = 0; j0 < i1; j0 += kBlk) {  // j0 ≤ i0: every query sees key j0
           const int nj = std::min(kBlk, i1 - j0);
           const float* kb = kbase + int64_t(j0) * ks;
+          const bool diag = j0 == i0;  // the last block: key j meets only queries ≥ j
           if constexpr (BF) {
             for (int j = 0; j < nj; ++j) row_words(kb + int64_t(j) * ks, hd, hd, kw[j]);
-            gemm<4, false>(nj, hw, kw[0], hw, 1, qp[0], kBlk, &st[0][0], kBlk);
+            if (diag)
+              gemm_diag(nj, hw, kw[0], hw, 1, qp[0], kBlk, &st[0][0], kBlk, false);
+            else
+              gemm<4, false>(nj, hw, kw[0], hw, 1, qp[0], kBlk, &st[0][0], kBlk);
           } else {
-            gemm<4, false>(nj, hd, kb, ks, 1, &qt[0][0], kBlk, &st[0][0], kBlk);
+            if (diag)
+              gemm_diag(nj, hd, kb, ks, 1, &qt[0][0], kBlk, &st[0][0], kBlk, false);
+            else
+              gemm<4, false>(nj, hd, kb, ks, 1, &qt[0][0], kBlk, &st[0][0], kBlk);
           }
           softmax_columns(st, nj, n, i0, j0, m, l, corr);
           if (j0 > 0)
@@ -210,9 +251,10 @@ void forward_impl(const float* q, const float* k, const float* v, float* out, fl
             const int np = (nj + 1) / 2;
             for (int jp = 0; jp < np; ++jp) pair_words(st[2 * jp], 2 * jp + 1 < nj ? st[2 * jp + 1] : nullptr, kBlk, kBlk, pw[jp]);
             pack_key_pairs(vbase + int64_t(j0) * ks, ks, nj, hd, hd, vp[0], hd);
-            gemm<NV, true>(n, np, pw[0], 1, kBlk, vp[0], hd, &o[0][0], hd);
+            gemm<NV, true>(n, np, pw[0], 1, kBlk, vp[0], hd, &o[0][0], hd, diag ? Tri::lower : Tri::none);
           } else {
-            gemm<NV, true>(n, nj, &st[0][0], 1, kBlk, vbase + int64_t(j0) * ks, ks, &o[0][0], hd);
+            gemm<NV, true>(n, nj, &st[0][0], 1, kBlk, vbase + int64_t(j0) * ks, ks, &o[0][0], hd,
+                           diag ? Tri::lower : Tri::none);
           }
         }
         float* orow = out + (int64_t(b) * T + i0) * qs + int64_t(h) * hd;
@@ -314,10 +356,17 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
           for (int i0 = j0; i0 < T; i0 += kBlk) {
             const int ni = std::min(kBlk, T - i0);
             const int64_t ro = (int64_t(b) * T + i0) * qs + int64_t(h) * hd;
+            const bool diag = i0 == j0;  // query i meets only keys ≤ i
+            const Tri lo = diag ? Tri::lower : Tri::none, up = diag ? Tri::upper : Tri::none;
             if constexpr (BF) {
               const size_t wo = g * hwords + size_t(i0) * hw;  // row words of row i0; pairs of rows i0, i0+1
-              gemm<4, false>(ni, hw, qw + wo, hw, 1, ktw[0], kBlk, &ps[0][0], kBlk);
-              gemm<4, false>(ni, hw, ow + wo, hw, 1, vtw[0], kBlk, &dps[0][0], kBlk);
+              if (diag) {
+                gemm_diag(ni, hw, qw + wo, hw, 1, ktw[0], kBlk, &ps[0][0], kBlk, true);
+                gemm_diag(ni, hw, ow + wo, hw, 1, vtw[0], kBlk, &dps[0][0], kBlk, true);
+              } else {
+                gemm<4, false>(ni, hw, qw + wo, hw, 1, ktw[0], kBlk, &ps[0][0], kBlk);
+                gemm<4, false>(ni, hw, ow + wo, hw, 1, vtw[0], kBlk, &dps[0][0], kBlk);
+              }
               probs_dscores(ps, dps, ni, nj, i0, j0, z, D, 1.0f, scale);
               const int nip = (ni + 1) / 2;
               for (int ip = 0; ip < nip; ++ip) {
@@ -326,16 +375,21 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
                 pair_words(dps[2 * ip], second ? dps[2 * ip + 1] : nullptr, kBlk, kBlk, dsw[ip]);
               }
               for (int i = 0; i < ni; ++i) row_words(dps[i], kBlk, kBlk, dsr[i]);
-              gemm<NV, true>(nj, nip, pw[0], 1, kBlk, opr + wo, hd, &dva[0][0], hd);
-              gemm<NV, true>(nj, nip, dsw[0], 1, kBlk, qpr + wo, hd, &dka[0][0], hd);
-              gemm<NV, true>(ni, (nj + 1) / 2, dsr[0], kBlk / 2, 1, kp[0], hd, dq + ro, qs);
+              gemm<NV, true>(nj, nip, pw[0], 1, kBlk, opr + wo, hd, &dva[0][0], hd, up);
+              gemm<NV, true>(nj, nip, dsw[0], 1, kBlk, qpr + wo, hd, &dka[0][0], hd, up);
+              gemm<NV, true>(ni, (nj + 1) / 2, dsr[0], kBlk / 2, 1, kp[0], hd, dq + ro, qs, lo);
             } else {
-              gemm<4, false>(ni, hd, q + ro, qs, 1, &kt[0][0], kBlk, &ps[0][0], kBlk);
-              gemm<4, false>(ni, hd, dout + ro, qs, 1, &vt[0][0], kBlk, &dps[0][0], kBlk);
+              if (diag) {
+                gemm_diag(ni, hd, q + ro, qs, 1, &kt[0][0], kBlk, &ps[0][0], kBlk, true);
+                gemm_diag(ni, hd, dout + ro, qs, 1, &vt[0][0], kBlk, &dps[0][0], kBlk, true);
+              } else {
+                gemm<4, false>(ni, hd, q + ro, qs, 1, &kt[0][0], kBlk, &ps[0][0], kBlk);
+                gemm<4, false>(ni, hd, dout + ro, qs, 1, &vt[0][0], kBlk, &dps[0][0], kBlk);
+              }
               probs_dscores(ps, dps, ni, nj, i0, j0, z, D, scale, scale);
-              gemm<NV, true>(nj, ni, &ps[0][0], 1, kBlk, dout + ro, qs, &dva[0][0], hd);   // dV[j] += Σ_i P[i][j]·dO_i
-              gemm<NV, true>(nj, ni, &dps[0][0], 1, kBlk, q + ro, qs, &dka[0][0], hd);     // dK[j] += Σ_i dS[i][j]·q_i
-              gemm<NV, true>(ni, nj, &dps[0][0], kBlk, 1, kb, ks, dq + ro, qs);             // dQ_i += Σ_j dS[i][j]·k_j
+              gemm<NV, true>(nj, ni, &ps[0][0], 1, kBlk, dout + ro, qs, &dva[0][0], hd, up);  // dV[j] += Σ_i P[i][j]·dO_i
+              gemm<NV, true>(nj, ni, &dps[0][0], 1, kBlk, q + ro, qs, &dka[0][0], hd, up);    // dK[j] += Σ_i dS[i][j]·q_i
+              gemm<NV, true>(ni, nj, &dps[0][0], kBlk, 1, kb, ks, dq + ro, qs, lo);            // dQ_i += Σ_j dS[i][j]·k_j
             }
           }
         }

@@ -3,13 +3,18 @@
 #include "core/buffer.h"
 #include "core/error.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 namespace lt::cpu {
 
@@ -17,11 +22,52 @@ namespace {
 
 std::atomic<int64_t> g_gemm_ns{0};
 
+// LT_GEMM_PROFILE=1: time per GEMM shape, printed to stderr at exit (docs/PERFORMANCE.md).
+struct ShapeTime {
+  int64_t calls = 0, ns = 0;
+};
+struct Profile {
+  bool on = std::getenv("LT_GEMM_PROFILE") != nullptr;
+  std::mutex mu;
+  std::map<std::string, ShapeTime> shapes;  // "MxNxK flags" -> time
+  double flops_per_ns(const std::string& k, const ShapeTime& t) const {
+    long long M, N, K;
+    std::sscanf(k.c_str(), "%lldx%lldx%lld", &M, &N, &K);
+    return 2.0 * M * N * K * t.calls / double(t.ns);
+  }
+  ~Profile() {
+    if (!on) return;
+    std::vector<std::pair<std::string, ShapeTime>> v(shapes.begin(), shapes.end());
+    std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second.ns > b.second.ns; });
+    std::fprintf(stderr, "GEMM profile (M x N x K, A/B transposed, accumulate, dtype, packed):\n");
+    for (auto& [k, t] : v)
+      std::fprintf(stderr, "  %-40s %7lld calls %9.3f s %7.1f GFLOP/s\n", k.c_str(), (long long)t.calls,
+                   t.ns * 1e-9, flops_per_ns(k, t));
+  }
+};
+Profile& profile() {
+  static Profile p;
+  return p;
+}
+
 // Adds the wall time of one GEMM call to gemm_seconds() (two clock reads per call).
 struct GemmTimer {
+  int64_t M, N, K;
+  bool ta, tb, acc, bf16, packed;
   std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
   ~GemmTimer() {
-    g_gemm_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    const int64_t ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    g_gemm_ns += ns;
+    Profile& p = profile();
+    if (!p.on) return;
+    char key[96];
+    std::snprintf(key, sizeof key, "%lldx%lldx%lld %c%c%s %s%s", (long long)M, (long long)N, (long long)K,
+                  ta ? 'T' : 'N', tb ? 'T' : 'N', acc ? " +=" : "", bf16 ? "bf16" : "f32", packed ? " packed" : "");
+    std::lock_guard<std::mutex> lock(p.mu);
+    ShapeTime& t = p.shapes[key];
+    ++t.calls;
+    t.ns += ns;
   }
 };
 
@@ -82,7 +128,7 @@ void run(const Key& k, const void* A, const void* B, float* C) {
       for (int64_t i = 0; i < k.M * k.N; ++i) C[i] = 0.0f;
     return;
   }
-  GemmTimer timer;
+  GemmTimer timer{k.M, k.N, k.K, k.ta, k.tb, k.acc, k.dt != 0, false};
   Entry& e = primitive(k);
   e.args[DNNL_ARG_SRC].set_data_handle(const_cast<void*>(A));
   e.args[DNNL_ARG_WEIGHTS].set_data_handle(const_cast<void*>(B));
@@ -104,6 +150,8 @@ struct PackedGemm::Impl {
   };
   Rows rows[2];  // M, M_tail
   size_t bytes = 0;
+  int64_t N = 0, K = 0;
+  bool trans_b = false, bf16 = false;
   dnnl::memory::desc packed_desc;
   dnnl::memory packed, plain_w;  // the packed weight; the fp32 weight as it lies in memory
   dnnl::reorder to_packed;
@@ -114,6 +162,7 @@ PackedGemm::PackedGemm(int64_t M, int64_t N, int64_t K, bool trans_b, bool bf16,
   using dims = dnnl::memory::dims;
   LT_CHECK(M > 0 && N > 0 && K > 0 && M_tail >= 0, "packed GEMM: bad shape {}x{}x{} (tail {})", M, N, K, M_tail);
   Impl& p = *impl_;
+  p.N = N, p.K = K, p.trans_b = trans_b, p.bf16 = bf16;
   const dt in = bf16 ? dt::bf16 : dt::f32;
   dnnl::primitive_attr acc;
   dnnl::post_ops po;
@@ -166,7 +215,7 @@ void PackedGemm::run(const void* A, float* C, int64_t M, bool accumulate) {
   LT_CHECK(r.M == M && p.packed, "packed GEMM: {} rows, planned for {} and {}", M, p.rows[0].M, p.rows[1].M);
   r.a.set_data_handle(const_cast<void*>(A));
   r.c.set_data_handle(C);
-  GemmTimer timer;
+  GemmTimer timer{M, p.N, p.K, false, p.trans_b, accumulate, p.bf16, true};
   r.prim[accumulate ? 1 : 0].execute(stream(), r.args);
   stream().wait();
 }
