@@ -350,13 +350,14 @@ double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, 
     const int32_t* tg = targets + r0;
     const Mat lnf = cvt(lnf_rows + r0 * D, R * D, 2);
     mm(lnf, head, logits_, R, V, D, false, true, false);
-    cpu::ce_row_max(logits_, R, V, ce_mx_);
-    tp_->vocab_max(ce_mx_, R);
     float* sumexp = ce_st_;
     float* tlogit = ce_st_ + R;
-    cpu::ce_row_sumexp(logits_, R, V, vb, tg, ce_mx_, sumexp, tlogit);
+    cpu::ce_row_stats(logits_, R, V, vb, tg, ce_mx_, sumexp, tlogit);  // this rank's max and sum
+    std::copy(ce_mx_, ce_mx_ + R, ce_lse_);
+    tp_->vocab_max(ce_lse_, R);  // the row max over the whole vocabulary
+    for (int64_t r = 0; r < R; ++r) sumexp[r] *= std::exp(ce_mx_[r] - ce_lse_[r]);  // 1 on one rank
     tp_->vocab_sum(ce_st_, 2 * R);
-    for (int64_t r = 0; r < R; ++r) ce_lse_[r] = ce_mx_[r] + std::log(sumexp[r]);
+    for (int64_t r = 0; r < R; ++r) ce_lse_[r] += std::log(sumexp[r]);
     if (!need_grad) {
       for (int64_t r = 0; r < R; ++r)
         if (tg[r] >= 0) loss += double(ce_lse_[r]) - double(tlogit[r]);

@@ -376,60 +376,70 @@ TEST(KernelEmbedding, VocabRangeForwardBackward) {
 }
 
 TEST(KernelCrossEntropy, PiecesVsDoubleSoftmax) {
-  const int R = 9, Vfull = 37;
-  auto logits = randv(size_t(R) * Vfull, 8, 4.0f);
-  std::vector<int32_t> tg = {0, 36, 5, -1, 17, 18, 30, -100, 2};
-  const float scale = 0.125f;
-  // Two "ranks" over [0, 18) and [18, 37), reduced by hand as TensorParallelOps would.
-  const int vb[2] = {0, 18}, vl[2] = {18, 19};
-  std::vector<float> part[2], mx[2], se[2], tl[2];
-  for (int p = 0; p < 2; ++p) {
-    part[p].resize(size_t(R) * vl[p]);
-    for (int r = 0; r < R; ++r)
-      for (int j = 0; j < vl[p]; ++j) part[p][r * vl[p] + j] = logits[r * Vfull + vb[p] + j];
-    mx[p].resize(R);
-    ce_row_max(part[p].data(), R, vl[p], mx[p].data());
-  }
-  std::vector<float> m(R), lse(R), tlog(R);
-  for (int r = 0; r < R; ++r) m[r] = std::max(mx[0][r], mx[1][r]);
-  for (int p = 0; p < 2; ++p) {
-    se[p].resize(R);
-    tl[p].resize(R);
-    ce_row_sumexp(part[p].data(), R, vl[p], vb[p], tg.data(), m.data(), se[p].data(), tl[p].data());
-  }
-  for (int r = 0; r < R; ++r) {
-    lse[r] = m[r] + std::log(se[0][r] + se[1][r]);
-    tlog[r] = tl[0][r] + tl[1][r];
-  }
-  // The bf16-output variant: the same gradient, rounded once (relative error <= 2^-9), logits untouched.
-  std::vector<bf16> gh[2];
-  for (int p = 0; p < 2; ++p) {
-    auto before = part[p];
-    gh[p].resize(part[p].size());
-    double l2 = ce_loss_and_grad(part[p].data(), R, vl[p], vb[p], tg.data(), lse.data(), tlog.data(), scale,
-                                 gh[p].data());
-    EXPECT_GT(l2, 0.0);
-    EXPECT_EQ(part[p], before);
-  }
-  double loss = 0;
-  for (int p = 0; p < 2; ++p)
-    loss += ce_loss_and_grad(part[p].data(), R, vl[p], vb[p], tg.data(), lse.data(), tlog.data(), scale);
-  loss /= 2;  // each rank returns the same total
-  double loss_r = 0;
-  for (int r = 0; r < R; ++r) {
-    double mxd = -1e300, s = 0;
-    for (int j = 0; j < Vfull; ++j) mxd = std::max(mxd, double(logits[r * Vfull + j]));
-    for (int j = 0; j < Vfull; ++j) s += std::exp(double(logits[r * Vfull + j]) - mxd);
-    double z = mxd + std::log(s);
-    if (tg[r] >= 0) loss_r += z - logits[r * Vfull + tg[r]];
-    for (int j = 0; j < Vfull; ++j) {
-      double gr = tg[r] < 0 ? 0.0 : scale * (std::exp(double(logits[r * Vfull + j]) - z) - (j == tg[r]));
-      int p = j < 18 ? 0 : 1;
-      EXPECT_NEAR(part[p][r * vl[p] + j - vb[p]], gr, 1e-6) << r << "," << j;
-      EXPECT_NEAR(bf16_to_float(gh[p][r * vl[p] + j - vb[p]]), gr, 1e-6 + std::fabs(gr) / 256) << r << "," << j;
+  // A tiny vocabulary (all tail), and one whose halves run the 64-wide blocks of the one-pass
+  // max/sum with a tail, with logits spread wide enough that the running max moves often.
+  struct Case {
+    int Vfull, split;
+    float amp;
+    std::vector<int32_t> tg;
+  };
+  const Case cases[] = {{37, 18, 4.0f, {0, 36, 5, -1, 17, 18, 30, -100, 2}},
+                        {1000, 333, 30.0f, {0, 999, 5, -1, 517, 333, 332, -100, 2}}};
+  for (const Case& c : cases) {
+    const int R = 9, Vfull = c.Vfull;
+    const std::vector<int32_t>& tg = c.tg;
+    auto logits = randv(size_t(R) * Vfull, 8, c.amp);
+    const float scale = 0.125f;
+    // Two "ranks" over [0, split) and [split, Vfull), combined by hand as the LM head does.
+    const int vb[2] = {0, c.split}, vl[2] = {c.split, Vfull - c.split};
+    std::vector<float> part[2], mx[2], se[2], tl[2];
+    for (int p = 0; p < 2; ++p) {
+      part[p].resize(size_t(R) * vl[p]);
+      for (int r = 0; r < R; ++r)
+        for (int j = 0; j < vl[p]; ++j) part[p][r * vl[p] + j] = logits[r * Vfull + vb[p] + j];
+      mx[p].resize(R);
+      se[p].resize(R);
+      tl[p].resize(R);
+      ce_row_stats(part[p].data(), R, vl[p], vb[p], tg.data(), mx[p].data(), se[p].data(), tl[p].data());
     }
+    std::vector<float> lse(R), tlog(R);
+    for (int r = 0; r < R; ++r) {
+      const float m = std::max(mx[0][r], mx[1][r]);
+      lse[r] = m + std::log(se[0][r] * std::exp(mx[0][r] - m) + se[1][r] * std::exp(mx[1][r] - m));
+      tlog[r] = tl[0][r] + tl[1][r];
+    }
+    // The bf16-output variant: the same gradient, rounded once (relative error <= 2^-9), logits untouched.
+    std::vector<bf16> gh[2];
+    for (int p = 0; p < 2; ++p) {
+      auto before = part[p];
+      gh[p].resize(part[p].size());
+      double l2 = ce_loss_and_grad(part[p].data(), R, vl[p], vb[p], tg.data(), lse.data(), tlog.data(), scale,
+                                   gh[p].data());
+      EXPECT_GT(l2, 0.0);
+      EXPECT_EQ(part[p], before);
+    }
+    double loss = 0;
+    for (int p = 0; p < 2; ++p)
+      loss += ce_loss_and_grad(part[p].data(), R, vl[p], vb[p], tg.data(), lse.data(), tlog.data(), scale);
+    loss /= 2;  // each rank returns the same total
+    double loss_r = 0;
+    for (int r = 0; r < R; ++r) {
+      double mxd = -1e300, s = 0;
+      for (int j = 0; j < Vfull; ++j) mxd = std::max(mxd, double(logits[r * Vfull + j]));
+      for (int j = 0; j < Vfull; ++j) s += std::exp(double(logits[r * Vfull + j]) - mxd);
+      double z = mxd + std::log(s);
+      EXPECT_NEAR(lse[r], z, 1e-5 * std::max(1.0, std::fabs(z))) << Vfull << " row " << r;
+      if (tg[r] >= 0) loss_r += z - logits[r * Vfull + tg[r]];
+      for (int j = 0; j < Vfull; ++j) {
+        double gr = tg[r] < 0 ? 0.0 : scale * (std::exp(double(logits[r * Vfull + j]) - z) - (j == tg[r]));
+        int p = j < c.split ? 0 : 1;
+        EXPECT_NEAR(part[p][r * vl[p] + j - vb[p]], gr, 1e-6) << Vfull << ": " << r << "," << j;
+        EXPECT_NEAR(bf16_to_float(gh[p][r * vl[p] + j - vb[p]]), gr, 1e-6 + std::fabs(gr) / 256)
+            << Vfull << ": " << r << "," << j;
+      }
+    }
+    EXPECT_NEAR(loss, loss_r, 1e-5 * std::fabs(loss_r)) << Vfull;
   }
-  EXPECT_NEAR(loss, loss_r, 1e-5 * std::fabs(loss_r));
 }
 
 TEST(KernelAdamW, MatchesScalarPyTorchLoop) {
