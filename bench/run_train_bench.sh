@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Training throughput side by side: our train_bench and PyTorch (bench/pytorch_train.py, Debian
 # /usr/bin/python3, torch 1.13, tcmalloc preloaded) in ONE run, stories15M and stories110M
-# shapes, fp32 and bf16, plus our activation-recomputation cost. One JSON line per run.
+# shapes, fp32 and bf16, plus our activation-recomputation cost; PyTorch also without tcmalloc
+# (glibc malloc) for the models in LT_BENCH_GLIBC (default: stories15m — at stories110M a
+# glibc-malloc PyTorch step takes minutes; LT_BENCH_GLIBC="" skips them). One JSON line per run.
 # Heavy (minutes, GBs of RSS): run it once, on a quiet machine (check `uptime`).
 #
 # Usage: bench/run_train_bench.sh <build-dir> [steps] [warmup] [models...]
@@ -46,6 +48,10 @@ for model in "${models[@]}"; do
     settle
     LD_PRELOAD="$tcmalloc" "$py" "$here/pytorch_train.py" "${shape[@]}" --tied --threads 2 --steps "$steps" \
       --warmup "$warmup" --dtype "$prec"
+    if [[ " ${LT_BENCH_GLIBC-stories15m} " == *" $model "* ]]; then
+      settle
+      "$py" "$here/pytorch_train.py" "${shape[@]}" --tied --threads 2 --steps "$steps" --warmup "$warmup" --dtype "$prec"
+    fi
   done
   bench --model "$model" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$warmup" --precision fp32 --recompute \
     --peak-gflops "$(ceiling fp32)"
