@@ -33,7 +33,7 @@ struct Profile {
   double flops_per_ns(const std::string& k, const ShapeTime& t) const {
     long long M, N, K;
     std::sscanf(k.c_str(), "%lldx%lldx%lld", &M, &N, &K);
-    return 2.0 * M * N * K * t.calls / double(t.ns);
+    return t.ns > 0 ? 2.0 * M * N * K * t.calls / double(t.ns) : 0.0;
   }
   ~Profile() {
     if (!on) return;
