@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/attention.h"
 #include "model/layout.h"
 #include "model/llama.h"
 
@@ -113,6 +114,14 @@ double stage_bf16_buffer_bytes(const LlamaConfig& c, int tp, int pp, int stage, 
   return double(bf16_buffers(N, D, Q, KV, F, head_rows, ld.vocab).total()) * sizeof(bf16);
 }
 
+double stage_attention_scratch_bytes(const LlamaConfig& c, int tp, int micro_batch, int seq_len, bool bf16) {
+  ShardSpec s;
+  s.tp = tp;
+  const LocalDims ld = local_dims(c, s);
+  return double(cpu::attention_backward_scratch_bytes({micro_batch, seq_len, ld.n_heads, ld.n_kv_heads, c.head_dim()},
+                                                      bf16));
+}
+
 StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
                            bool sequence_parallel) {
   ShardSpec spec;
@@ -217,6 +226,8 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     m.workspace = stage_workspace_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, o.recompute,
                                         o.sequence_parallel, act_bytes);
     if (o.device == "cpu" && bf16) m.workspace += stage_bf16_buffer_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len);
+    if (o.device == "cpu" && m.layers > 0)  // the attention backward's per-thread buffers
+      m.workspace += double(o.cores_per_rank) * stage_attention_scratch_bytes(c, L.tp, L.micro_batch, L.seq_len, bf16);
     // Comm scratch of the largest reduction: gradients over dp, activations over tp.
     double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
     if (reduced > 0) m.workspace += std::min(kCommSegmentBytes, reduced) * 1.5;

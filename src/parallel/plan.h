@@ -108,5 +108,8 @@ double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, in
 // The CPU stage's bf16 conversion buffers in bf16 mode (GEMM operands, the LM head chunk's
 // logits gradient, weight gradients' transposed operands).
 double stage_bf16_buffer_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len);
+// Bytes each CPU thread keeps for the attention backward of one micro-batch on a tp rank
+// (cpu::attention_backward_scratch_bytes); the plan counts them cores_per_rank times.
+double stage_attention_scratch_bytes(const LlamaConfig& c, int tp, int micro_batch, int seq_len, bool bf16);
 
 }  // namespace lt

@@ -1,6 +1,7 @@
 // Every CPU kernel against an independent plain reference (double precision where it
 // matters), on random shapes including odd sizes; forward and backward.
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -250,6 +251,54 @@ TEST(KernelAttention, Bf16Deterministic) {
     EXPECT_EQ(dk, dk2);
     EXPECT_EQ(dv, dv2);
   }
+}
+
+// What the attention backward keeps per thread (plan counts it per core) is what it really
+// allocates: on one thread, in a fresh process (ctest runs each test alone), after a backward
+// of one row of the same kernel (which also lets the OpenMP runtime set itself up), the heap
+// grows by the difference of the reported bytes (each kernel's buffers are its own).
+TEST(KernelAttention, BackwardScratchBytesAreWhatItAllocates) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto heap = [] {
+    const struct mallinfo2 m = mallinfo2();
+    return double(m.uordblks + m.hblkhd);  // small chunks + mmap'd ones
+  };
+  struct Case {
+    AttnShape s;
+    bool bf16;
+  };
+  // tiled fp32 (hd 64), tiled bf16 (hd 48), generic bf16 (hd 40), generic fp32 (hd 40: none).
+  const Case cases[] = {{{2, 300, 8, 2, 64}, false}, {{1, 650, 6, 2, 48}, true}, {{1, 333, 4, 1, 40}, true},
+                        {{1, 333, 4, 1, 40}, false}};
+  double total = 0;
+  for (const Case& c : cases) {
+    const AttnShape& s = c.s;
+    const AttnShape one{1, 1, s.H, s.KV, s.hd};
+    const size_t nq = size_t(s.B) * s.T * s.H * s.hd, nk = size_t(s.B) * s.T * s.KV * s.hd;
+    auto q = randv(nq, 31), k = randv(nk, 32), v = randv(nk, 33), dout = randv(nq, 34);
+    std::vector<float> out(nq), lse(size_t(s.B) * s.H * s.T), dq(nq), dk(nk), dv(nk);
+    auto backward = [&](const AttnShape& x) {
+      (c.bf16 ? attention_backward_bf16 : attention_backward)(q.data(), k.data(), v.data(), out.data(), dout.data(),
+                                                              lse.data(), dq.data(), dk.data(), dv.data(), x);
+    };
+    (c.bf16 ? attention_forward_bf16 : attention_forward)(q.data(), k.data(), v.data(), out.data(), lse.data(), one);
+    backward(one);
+    (c.bf16 ? attention_forward_bf16 : attention_forward)(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+    const double before = heap();
+    backward(s);
+    const double grown = heap() - before,
+                 want = double(attention_backward_scratch_bytes(s, c.bf16)) -
+                        double(attention_backward_scratch_bytes(one, c.bf16));
+    total += want;
+    EXPECT_GE(grown, want) << "hd " << s.hd << (c.bf16 ? " bf16" : " fp32");
+    // Allocator and OpenMP-runtime bookkeeping (a few hundred bytes); buffers of 128 KiB and
+    // more are mmap'd whole pages.
+    const double slack = want >= 131072 ? 2 * 4096 + 512 : 512;
+    EXPECT_LE(grown, want + slack) << "hd " << s.hd << (c.bf16 ? " bf16" : " fp32");
+  }
+  EXPECT_GT(total, 100000.0);  // the cases do allocate (bf16: > 100 KB each)
+  omp_set_num_threads(saved);
 }
 
 // The attention kernels split work into tasks that each own their outputs and sum in a fixed

@@ -101,6 +101,33 @@ TEST(Plan, ActivationBytesMatchTheModelsBuffers) {
   }
 }
 
+// The attention backward's per-thread buffers, counted once per core of a CPU rank. By hand,
+// dim 128 with 4 heads (hd 32) and 2 KV heads, 2 × 64 tokens, tp 1 and 2 (2 heads over 1 KV
+// head: the same group of 2): D = rowsum(dO∘O) for 2 × 64 rows, 512 B; bf16 also the group's
+// q and dO as row words and row pairs, 4 × 2 × 64 rows × 16 words × 4 B = 32,768 B.
+TEST(Plan, CountsTheAttentionScratchPerCore) {
+  LlamaConfig c = tiny(2);
+  c.dim = 128;
+  c.n_heads = 4;
+  for (const char* prec : {"bf16", "fp32"})
+    for (int tp : {1, 2}) {
+      PlanOptions o;
+      o.shape = {tp, 1, tp, 1, 2, 2, 64};
+      o.precision = prec;
+      o.device = "cpu";
+      const bool bf16 = std::string(prec) == "bf16";
+      const double per_thread = stage_attention_scratch_bytes(c, tp, 2, 64, bf16);
+#if defined(__AVX512BF16__)
+      EXPECT_DOUBLE_EQ(per_thread, bf16 ? 512 + 32768 : 512) << prec << " tp " << tp;
+#endif
+      o.cores_per_rank = 1;
+      const double one = make_train_plan(c, o).stages[0].workspace;
+      o.cores_per_rank = 4;
+      const double four = make_train_plan(c, o).stages[0].workspace;
+      EXPECT_DOUBLE_EQ(four - one, 3 * per_thread) << prec << " tp " << tp;
+    }
+}
+
 TEST(Plan, SeedLayoutNumbers) {
   LlamaConfig c = preset_config("llama2-70b");
   PlanOptions o;

@@ -615,6 +615,23 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   }
 }
 
+size_t attention_backward_scratch_bytes(const AttnShape& s, bool bf16) {
+  const size_t group = size_t(s.H / s.KV), T = size_t(s.T);
+  if (tiled::supported(s, bf16)) {  // attention_tiled.cpp: Dbuf, and words of rows padded to 64
+    const size_t Tp = (T + 63) / 64 * 64;
+    return group * T * sizeof(float) + (bf16 ? 4 * group * Tp * size_t(s.hd / 2) * sizeof(uint32_t) : 0);
+  }
+#if defined(__AVX512BF16__)
+  if (bf16) {  // backward_bf16_impl: words and rowstats of rows padded to kR
+    const size_t T4 = (T + kR - 1) / kR * kR, np = size_t(round16(s.hd)) / 2;
+    return 4 * group * T4 * np * sizeof(uint32_t) + 2 * group * T4 * sizeof(float);
+  }
+#else
+  if (bf16) return attention_backward_scratch_bytes(s, false);  // the fp32 kernels run
+#endif
+  return 0;  // the generic fp32 backward keeps its tiles on the stack
+}
+
 // bf16 compute: the tiled kernels for head sizes that are whole vectors, the generic ones
 // below otherwise; a build without AVX512_BF16 code generation (LLAMATRAIN_NATIVE=OFF on a
 // compiler default without it) runs the fp32 kernels instead.

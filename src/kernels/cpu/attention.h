@@ -6,6 +6,7 @@
 //   q, out, dq: [N, H·hd]      k, v, dk, dv: [N, KV·hd]      lse: [B, H, T]
 // Query head h reads KV head h / (H/KV). Scores are scaled by 1/√hd.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace lt::cpu {
@@ -27,6 +28,11 @@ void attention_forward_bf16(const float* q, const float* k, const float* v, floa
                             const AttnShape& s);
 void attention_backward_bf16(const float* q, const float* k, const float* v, const float* out, const float* dout,
                              const float* lse, float* dq, float* dk, float* dv, const AttnShape& s);
+
+// Bytes each calling thread keeps for the backward of shape s (per-thread buffers, grown once
+// to the largest shape seen and reused: the group's per-row D = rowsum(dO∘O) and, in bf16, the
+// group's q and dO packed as bf16 words). `plan` counts them once per core.
+size_t attention_backward_scratch_bytes(const AttnShape& s, bool bf16);
 
 // Plain reference: materialises the full score matrix per head (tests only).
 void attention_forward_ref(const float* q, const float* k, const float* v, float* out, float* lse,
