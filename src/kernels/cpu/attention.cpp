@@ -500,6 +500,16 @@ void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, c
     }
 }
 
+// backward_bf16_impl's per-thread buffers: the group's queries and dO in bf16, as row words and
+// as row pairs (T4·np words per head each), and D = rowsum(dO∘O), lse per row.
+struct Bf16Scratch {
+  size_t words, floats;
+};
+inline Bf16Scratch bf16_backward_scratch(const AttnShape& s) {
+  const size_t group = size_t(s.H / s.KV), T4 = size_t(s.T + kR - 1) / kR * kR, np = size_t(round16(s.hd)) / 2;
+  return {4 * group * T4 * np, 2 * group * T4};
+}
+
 void backward_bf16_impl(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, float* dq, float* dk, float* dv, const AttnShape& s) {
   const int T = s.T, H = s.H, KV = s.KV, hd = s.hd, hdp = round16(hd), np = hdp / 2;
@@ -512,14 +522,14 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
       alignas(64) uint32_t kp[kBk / 2][kMaxHd];
       alignas(64) float dka[kBk][kMaxHd], dva[kBk][kMaxHd];
       alignas(64) float qscaled[kMaxHd];
-      // The group's queries and dO in bf16, both as row words and as row pairs (T4·np words
-      // per head each), and D = rowsum(dO∘O), lse per row.
-      // Per-thread buffers, grown once and reused (no allocation or page fault per step).
+      // Per-thread buffers (bf16_backward_scratch), grown once and reused (no allocation or
+      // page fault per step).
       const size_t hw = size_t(T4) * size_t(np);
       thread_local std::vector<uint32_t> words;
       thread_local std::vector<float> rowstats;
-      if (words.size() < 4 * group * hw) words.resize(4 * group * hw);
-      if (rowstats.size() < 2 * size_t(group) * T4) rowstats.resize(2 * size_t(group) * T4);
+      const Bf16Scratch need = bf16_backward_scratch(s);
+      if (words.size() < need.words) words.resize(need.words);
+      if (rowstats.size() < need.floats) rowstats.resize(need.floats);
       uint32_t* qw = words.data();
       uint32_t* ow = qw + group * hw;
       uint32_t* qp = ow + group * hw;
@@ -616,15 +626,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
 }
 
 size_t attention_backward_scratch_bytes(const AttnShape& s, bool bf16) {
-  const size_t group = size_t(s.H / s.KV), T = size_t(s.T);
-  if (tiled::supported(s, bf16)) {  // attention_tiled.cpp: Dbuf, and words of rows padded to 64
-    const size_t Tp = (T + 63) / 64 * 64;
-    return group * T * sizeof(float) + (bf16 ? 4 * group * Tp * size_t(s.hd / 2) * sizeof(uint32_t) : 0);
-  }
+  if (tiled::supported(s, bf16)) return tiled::backward_scratch_bytes(s, bf16);
 #if defined(__AVX512BF16__)
-  if (bf16) {  // backward_bf16_impl: words and rowstats of rows padded to kR
-    const size_t T4 = (T + kR - 1) / kR * kR, np = size_t(round16(s.hd)) / 2;
-    return 4 * group * T4 * np * sizeof(uint32_t) + 2 * group * T4 * sizeof(float);
+  if (bf16) {
+    const Bf16Scratch n = bf16_backward_scratch(s);
+    return n.words * sizeof(uint32_t) + n.floats * sizeof(float);
   }
 #else
   if (bf16) return attention_backward_scratch_bytes(s, false);  // the fp32 kernels run

@@ -21,6 +21,17 @@ constexpr int kMaxNv = 8;  // head size up to 8 vectors (128)
 // Rows of the register tile for NV ≤ 4 vectors of columns: ~24 accumulators of the 32 registers.
 constexpr int rows_for(int nv) { return nv <= 2 ? 12 : nv == 3 ? 8 : 6; }
 
+// The micro-kernel's three operations per element type: a row of B, a broadcast element of A,
+// and the multiply-add (fp32: FMA; bf16 word pairs: vdpbf16ps).
+inline __m512 load_b(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 bcast_a(float x) { return _mm512_set1_ps(x); }
+inline __m512 madd(__m512 acc, __m512 a, __m512 b) { return _mm512_fmadd_ps(a, b, acc); }
+#if defined(__AVX512BF16__)
+inline __m512bh load_b(const uint32_t* p) { return load_bh(p); }
+inline __m512bh bcast_a(uint32_t w) { return bcast_word(w); }
+inline __m512 madd(__m512 acc, __m512bh a, __m512bh b) { return _mm512_dpbf16_ps(acc, a, b); }
+#endif
+
 // C[r][0 .. 16·NV) = (ACC ? C[r] : 0) + Σ_k A(r, k) · B[k][0 .. 16·NV) for rows r < m ≤ MR, where
 // A(r, k) = a[r·am + k·ak] is broadcast and B row k starts at b + k·bs; K steps. Rows
 // m .. MR−1 repeat row m−1 and are not stored. E = float: fp32 FMAs. E = uint32_t: every
@@ -28,7 +39,6 @@ constexpr int rows_for(int nv) { return nv <= 2 ? 12 : nv == 3 ? 8 : 6; }
 // vdpbf16ps, so K counts word pairs.
 template <int MR, int NV, bool ACC, class E>
 inline void micro(int m, int K, const E* a, int64_t am, int64_t ak, const E* b, int64_t bs, float* c, int64_t cs) {
-  constexpr bool fp32 = std::is_same_v<E, float>;
   __m512 acc[MR][NV];
   int64_t off[MR];
 #pragma GCC unroll 16
@@ -41,26 +51,14 @@ inline void micro(int m, int K, const E* a, int64_t am, int64_t ak, const E* b, 
   for (int k = 0; k < K; ++k) {
     const E* br = b + int64_t(k) * bs;
     const E* ar = a + int64_t(k) * ak;
-    if constexpr (fp32) {
-      __m512 bv[NV];
+    decltype(load_b(br)) bv[NV];
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(br + 16 * v);
+    for (int v = 0; v < NV; ++v) bv[v] = load_b(br + 16 * v);
 #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        const __m512 x = _mm512_set1_ps(ar[off[r]]);
+    for (int r = 0; r < MR; ++r) {
+      const auto x = bcast_a(ar[off[r]]);
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
-      }
-    } else {
-      decltype(load_bh(br)) bv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = load_bh(br + 16 * v);
-#pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        const auto x = bcast_word(ar[off[r]]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
-      }
+      for (int v = 0; v < NV; ++v) acc[r][v] = madd(acc[r][v], x, bv[v]);
     }
   }
 #pragma GCC unroll 16
@@ -275,6 +273,17 @@ inline void load_transposed(const float* x, int64_t stride, int nj, float (*t)[k
     for (int d = 0; d < hd; ++d) t[d][j] = j < nj ? x[int64_t(j) * stride + d] : 0.0f;
 }
 
+// The backward's per-thread buffers (grown once, reused): D = rowsum(dO∘O) of the group's
+// rows (floats) and, in bf16, the group's q·1/√hd and dO as row words and row pairs, rows
+// padded to whole blocks (words).
+struct Scratch {
+  size_t floats, words;
+};
+inline Scratch backward_scratch(const AttnShape& s, bool bf16) {
+  const size_t group = size_t(s.H / s.KV), Tp = size_t(s.T + kBlk - 1) / kBlk * kBlk;
+  return {group * size_t(s.T), bf16 ? 4 * group * Tp * size_t(s.hd / 2) : 0};
+}
+
 // One task per (batch, KV head): it owns dK, dV of that head and dQ of its query heads (fixed
 // summation order for any thread count). Key blocks outer; for each, every later query block
 // of every head of the group: S = Q·Kᵀ and dP = dO·Vᵀ, then P = exp(S/√hd − lse) and
@@ -302,9 +311,10 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
       // bf16: the rows of q·1/√hd and dO as words, of q and dO as row pairs.
       thread_local std::vector<float> Dbuf;
       thread_local std::vector<uint32_t> words;
-      if (Dbuf.size() < size_t(group) * T) Dbuf.resize(size_t(group) * T);
+      const Scratch need = backward_scratch(s, BF);
+      if (Dbuf.size() < need.floats) Dbuf.resize(need.floats);
+      if (words.size() < need.words) words.resize(need.words);
       const size_t hwords = size_t(Tp) * hw;  // per head and kind
-      if (BF && words.size() < 4 * group * hwords) words.resize(4 * group * hwords);
       uint32_t* qw = words.data();
       uint32_t* ow = qw + group * hwords;
       uint32_t* qpr = ow + group * hwords;
@@ -440,6 +450,11 @@ bool supported(const AttnShape& s, bool bf16) {
   return s.hd % 16 == 0 && s.hd / 16 >= 1 && s.hd / 16 <= kMaxNv;
 }
 
+size_t backward_scratch_bytes(const AttnShape& s, bool bf16) {
+  const Scratch n = backward_scratch(s, bf16);
+  return n.floats * sizeof(float) + n.words * sizeof(uint32_t);
+}
+
 void forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s) {
   forward_any<false>(q, k, v, out, lse, s);
 }
@@ -464,6 +479,7 @@ void backward_bf16(const float*, const float*, const float*, const float*, const
 #else  // no AVX-512: the generic kernels in attention.cpp run instead
 
 bool supported(const AttnShape&, bool) { return false; }
+size_t backward_scratch_bytes(const AttnShape&, bool) { return 0; }
 void forward(const float*, const float*, const float*, float*, float*, const AttnShape&) {}
 void backward(const float*, const float*, const float*, const float*, const float*, const float*, float*, float*,
               float*, const AttnShape&) {}

@@ -15,6 +15,9 @@ namespace lt::cpu::tiled {
 // bf16 also needs AVX512_BF16).
 bool supported(const AttnShape& s, bool bf16);
 
+// What backward / backward_bf16 keep per thread for shape s (attention_backward_scratch_bytes).
+size_t backward_scratch_bytes(const AttnShape& s, bool bf16);
+
 void forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s);
 void backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
               const float* lse, float* dq, float* dk, float* dv, const AttnShape& s);

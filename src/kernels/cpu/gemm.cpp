@@ -25,16 +25,12 @@ std::atomic<int64_t> g_gemm_ns{0};
 // LT_GEMM_PROFILE=1: time per GEMM shape, printed to stderr at exit (docs/PERFORMANCE.md).
 struct ShapeTime {
   int64_t calls = 0, ns = 0;
+  double flops = 0;
 };
 struct Profile {
   bool on = std::getenv("LT_GEMM_PROFILE") != nullptr;
   std::mutex mu;
   std::map<std::string, ShapeTime> shapes;  // "MxNxK flags" -> time
-  double flops_per_ns(const std::string& k, const ShapeTime& t) const {
-    long long M, N, K;
-    std::sscanf(k.c_str(), "%lldx%lldx%lld", &M, &N, &K);
-    return t.ns > 0 ? 2.0 * M * N * K * t.calls / double(t.ns) : 0.0;
-  }
   ~Profile() {
     if (!on) return;
     std::vector<std::pair<std::string, ShapeTime>> v(shapes.begin(), shapes.end());
@@ -42,7 +38,7 @@ struct Profile {
     std::fprintf(stderr, "GEMM profile (M x N x K, A/B transposed, accumulate, dtype, packed):\n");
     for (auto& [k, t] : v)
       std::fprintf(stderr, "  %-40s %7lld calls %9.3f s %7.1f GFLOP/s\n", k.c_str(), (long long)t.calls,
-                   t.ns * 1e-9, flops_per_ns(k, t));
+                   t.ns * 1e-9, t.ns > 0 ? t.flops / double(t.ns) : 0.0);
   }
 };
 Profile& profile() {
@@ -68,6 +64,7 @@ struct GemmTimer {
     ShapeTime& t = p.shapes[key];
     ++t.calls;
     t.ns += ns;
+    t.flops += 2.0 * double(M) * double(N) * double(K);
   }
 };
 

@@ -1,7 +1,7 @@
 // Vectorised exp for the softmax-like kernels (attention, cross-entropy). With AVX-512:
 // n = round(x·log2 e), r = x − n·ln 2 (ln 2 in two parts), e^r by a degree-6 Taylor polynomial
 // on |r| ≤ ln2/2 (a few ulp), scaled by 2^n with vscalefps; x below −88 gives 0 (so −inf → 0).
-// Without AVX-512 it falls back to std::exp. Lane sums run in a fixed order (deterministic).
+// Without AVX-512 it falls back to std::exp.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -47,23 +47,5 @@ inline void exp_shift_scale(float* x, int64_t n, float shift, float scale) {
 }
 
 inline void exp_inplace(float* x, int64_t n) { exp_shift_scale(x, n, 0.0f, 1.0f); }
-
-// Σ exp(x[i] − shift)
-inline float sum_exp(const float* x, int64_t n, float shift) {
-  int64_t i = 0;
-  float total = 0.0f;
-#if defined(__AVX512F__)
-  const __m512 s = _mm512_set1_ps(shift);
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-  for (; i + 32 <= n; i += 32) {
-    a0 = _mm512_add_ps(a0, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), s)));
-    a1 = _mm512_add_ps(a1, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s)));
-  }
-  for (; i + 16 <= n; i += 16) a0 = _mm512_add_ps(a0, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), s)));
-  total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-#endif
-  for (; i < n; ++i) total += std::exp(x[i] - shift);
-  return total;
-}
 
 }  // namespace lt::cpu
