@@ -1,4 +1,4 @@
-// Training-step throughput of one LlamaStage (single process, whole model): forward +
+// Training-step throughput of one CPU stage (single process, whole model): forward +
 // backward + AdamW on random tokens, timed after warm-up steps. Prints ONE JSON line:
 // tokens/s, step seconds, MFU against the measured oneDNN ceiling of this machine (345 GFLOP/s
 // fp32, 700 GFLOP/s bf16 on 2 threads; override with --peak-gflops), peak RSS, page faults and
@@ -19,11 +19,12 @@
 
 #include "core/buffer.h"
 #include "core/error.h"
-#include "kernels/cpu/adamw.h"
 #include "kernels/cpu/gemm.h"
+#include "model/backend.h"
 #include "model/config.h"
+#include "model/init.h"
 #include "model/layout.h"
-#include "model/llama.h"
+#include "train/optimizer.h"
 
 namespace {
 
@@ -75,15 +76,19 @@ int run(int argc, char** argv) {
   lt::LlamaConfig c = lt::resolve_model_config(model);
   if (seq > c.max_seq_len) c.max_seq_len = seq;
   lt::ParamLayout layout(c, lt::ShardSpec{});
-  const size_t P = layout.total();
-  lt::Buffer w(P * 4), g(P * 4), m(P * 4), v(P * 4);
-  lt::init_weights(layout, w.as<float>(), 1234);
-  lt::StageOptions opt;
-  opt.micro_batch = batch;
-  opt.seq_len = seq;
-  opt.recompute = recompute;
-  opt.precision = lt::parse_precision(precision);
-  lt::LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+  lt::StageGeometry geo;
+  geo.config = c;
+  geo.options.micro_batch = batch;
+  geo.options.seq_len = seq;
+  geo.options.recompute = recompute;
+  auto prec = lt::parse_enum<lt::Precision>(precision);
+  LT_CHECK(prec, "train_bench: --precision must be fp32 or bf16");
+  geo.options.precision = *prec;
+  geo.threads = omp_get_max_threads();
+  auto backend = lt::make_backend(lt::Device::cpu, {omp_get_max_threads(), 0});
+  auto stage = backend->make_stage(layout, geo);
+  lt::init_weights(layout, *backend->access(stage->weights(), layout.total()), 1234);
+  lt::ShardedAdamW adamw(layout, {0.9, 0.95, 1e-8, 0.1, true}, 0, 1, false, *backend);
   const int64_t N = int64_t(batch) * seq;
   std::vector<int32_t> tokens(size_t(N) + 1);
   uint64_t s = 42;
@@ -103,17 +108,17 @@ int run(int argc, char** argv) {
       gemm0 = lt::cpu::gemm_seconds();
     }
     double a = now();
-    stage.refresh_weights();
-    std::memset(g.data(), 0, P * 4);
-    loss = stage.forward(0, tokens.data(), nullptr, tokens.data() + 1, float(1.0 / double(N)), true);
+    stage->refresh_weights();
+    stage->zero_grads();
+    stage->forward(0, tokens.data(), tokens.data() + 1, float(1.0 / double(N)), true);
+    loss = stage->take_loss();
     double b = now();
-    stage.backward(0, nullptr);
+    stage->backward(0);
     double e = now();
     if (optim) {
-      double ss = lt::cpu::sum_squares(g.as<float>(), int64_t(P));
+      double ss = adamw.range_sum_squares(stage->grads());
       float clip = ss > 1.0 ? float(1.0 / std::sqrt(ss)) : 1.0f;
-      lt::cpu::adamw_update(w.as<float>(), g.as<float>(), m.as<float>(), v.as<float>(), int64_t(P),
-                            {3e-4, 0.9, 0.95, 1e-8, 0.1, it + 1, clip});
+      adamw.update(stage->weights(), stage->grads(), 3e-4, clip, it + 1);
     }
     double f = now();
     t_fwd += b - a;
@@ -126,7 +131,7 @@ int run(int argc, char** argv) {
   const int64_t faults = lt::page_faults() - faults0;
   const double step_s = elapsed / steps;
   const double tps = double(N) / step_s;
-  if (peak == 0) peak = (opt.precision == lt::Precision::bf16 ? 700.0 : 345.0) * omp_get_max_threads() / 2.0;
+  if (peak == 0) peak = (geo.options.precision == lt::Precision::bf16 ? 700.0 : 345.0) * omp_get_max_threads() / 2.0;
   std::printf(
       "{\"impl\": \"llamatrain\", \"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"seq\": %d, "
       "\"threads\": %d, \"recompute\": %s, \"steps\": %d, \"tokens_per_s\": %.1f, \"step_s\": %.4f, "
@@ -135,7 +140,7 @@ int run(int argc, char** argv) {
       model.c_str(), precision.c_str(), batch, seq, omp_get_max_threads(), recompute ? "true" : "false", steps,
       tps, step_s, t_fwd / steps, t_bwd / steps, t_opt / steps, gemm_s,
       c.flops_per_token(seq) * double(N) / step_s / (peak * 1e9), peak, loss / double(N),
-      double(lt::peak_rss_bytes()) / 1e9, double(stage.activation_bytes()) / 1e9, double(faults) / steps, cpu_s, load1());
+      double(lt::peak_rss_bytes()) / 1e9, double(stage->activation_bytes()) / 1e9, double(faults) / steps, cpu_s, load1());
   return 0;
 }
 

@@ -66,7 +66,7 @@ std::map<std::string, std::string> model_shard_metadata(const ParamLayout& layou
   return meta;
 }
 
-void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, const float* weights, DType dtype) {
+void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, FlatAccess& weights, DType dtype) {
   LT_CHECK(is_float_dtype(dtype), "checkpoint: model dtype must be F32, BF16 or F16, got {}", dtype_name(dtype));
   const ShardSpec& s = layout.shard();
   std::string path = (fs::path(tmp_dir) / model_shard_file(s.tp_rank, s.pp_rank)).string();
@@ -77,19 +77,32 @@ void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, co
   std::vector<uint8_t> tmp;
   for (const auto& p : layout.params()) {
     if (p.tied_copy) continue;
+    const float* x = weights.read(p.offset, p.numel);
     if (dtype == DType::F32) {
-      w.write(weights + p.offset, p.numel * 4);
+      w.write(x, p.numel * 4);
     } else {
       tmp.resize(p.numel * dtype_size(dtype));
-      convert_elements(DType::F32, weights + p.offset, dtype, tmp.data(), p.numel);
+      convert_elements(DType::F32, x, dtype, tmp.data(), p.numel);
       w.write(tmp.data(), tmp.size());
     }
   }
   record_file_digest(path, w.finish());
 }
 
+void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, const float* weights, DType dtype) {
+  HostFlat w = HostFlat::read_only(weights, layout.total());
+  write_model_shard(tmp_dir, layout, w, dtype);
+}
+
 void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, int part, int parts, size_t begin,
                        size_t end, const float* master, const float* exp_avg, const float* exp_avg_sq) {
+  HostFlat m = HostFlat::read_only(master, end - begin), a = HostFlat::read_only(exp_avg, end - begin),
+           b = HostFlat::read_only(exp_avg_sq, end - begin);
+  write_optim_shard(tmp_dir, layout, part, parts, begin, end, m, a, b);
+}
+
+void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, int part, int parts, size_t begin,
+                       size_t end, FlatAccess& master, FlatAccess& exp_avg, FlatAccess& exp_avg_sq) {
   LT_CHECK(parts >= 1 && part >= 0 && part < parts, "checkpoint: optimizer part {} of {} is out of range", part, parts);
   LT_CHECK(begin <= end && end <= layout.total(), "checkpoint: optimizer range [{}, {}) outside the shard's {} elements",
            begin, end, layout.total());
@@ -119,9 +132,9 @@ void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, in
   for (const char* k : kinds)
     for (const auto& pc : pieces) decls.push_back({k + pc.p->name, DType::F32, {int64_t(pc.b - pc.a)}});
   SafetensorsWriter w(path, decls, meta);
-  const float* states[] = {master, exp_avg, exp_avg_sq};
-  for (const float* st : states)
-    for (const auto& pc : pieces) w.write(st + (pc.p->offset + pc.a - begin), (pc.b - pc.a) * 4);
+  FlatAccess* states[] = {&master, &exp_avg, &exp_avg_sq};
+  for (FlatAccess* st : states)
+    for (const auto& pc : pieces) w.write(st->read(pc.p->offset + pc.a - begin, pc.b - pc.a), (pc.b - pc.a) * 4);
   record_file_digest(path, w.finish());
 }
 

@@ -26,6 +26,7 @@
 
 #include "ckpt/checkpoint_meta.h"
 #include "core/dtype.h"
+#include "core/flat_access.h"
 #include "model/layout.h"
 
 namespace lt {
@@ -41,6 +42,8 @@ std::string begin_checkpoint(const std::string& root, int64_t step);
 // Writes model/tp{t}_pp{p}.safetensors: every parameter of `layout` (except tied LM-head
 // copies, which are re-made from the embedding on load) converted to `dtype` (F32, BF16, F16),
 // each with its global shape and slice in the metadata. `weights` is the shard's flat buffer.
+// `weights` reaches the shard's flat buffer wherever it lives (one tensor at a time).
+void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, FlatAccess& weights, DType dtype);
 void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, const float* weights, DType dtype);
 
 // Writes optim/tp{t}_pp{p}_dp{part}.safetensors: the AdamW state of flat elements [begin, end)
@@ -50,6 +53,9 @@ void write_model_shard(const std::string& tmp_dir, const ParamLayout& layout, co
 // elements [a, b) of the flattened local tensor, a and b in the metadata.
 void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, int part, int parts, size_t begin,
                        size_t end, const float* master, const float* exp_avg, const float* exp_avg_sq);
+// The same through FlatAccess (element 0 of each is flat element `begin`).
+void write_optim_shard(const std::string& tmp_dir, const ParamLayout& layout, int part, int parts, size_t begin,
+                       size_t end, FlatAccess& master, FlatAccess& exp_avg, FlatAccess& exp_avg_sq);
 
 // The __metadata__ of a model shard file: format, layout, and per tensor its slice record
 // {"global_shape", "split_dim", "split_begin"} (tied LM-head copies are not stored).

@@ -33,6 +33,9 @@ class RemoteStore {
   virtual void remove(const std::string& key) = 0;
   // Where `key` lives, for messages and logs: "s3://bucket/key" or a path.
   virtual std::string describe(const std::string& key) const = 0;
+  // Fails early, with a message naming the store and the credentials' source, when the store
+  // cannot be used (wrong credentials, a missing bucket); nothing to check by default.
+  virtual void check_access() {}
 };
 
 // A directory as a store: key "a/b" is the file <root>/a/b.

@@ -141,18 +141,11 @@ void gather_slice(const std::vector<StoredSlice>& pieces, const StoredSlice& wan
          size_t(hole - covered.begin()) + ta);
 }
 
-bool same_architecture(const LlamaConfig& a, const LlamaConfig& b) {
-  return a.dim == b.dim && a.hidden_dim == b.hidden_dim && a.n_layers == b.n_layers && a.n_heads == b.n_heads &&
-         a.n_kv_heads == b.n_kv_heads && a.vocab_size == b.vocab_size && a.tie_embeddings == b.tie_embeddings;
-}
-
 void check_architecture(const CheckpointRef& ckpt, const ParamLayout& target) {
   const LlamaConfig &a = ckpt.meta.config, &b = target.config();
   if (!same_architecture(a, b))
-    fail("checkpoint {} holds a model with hidden_size={} intermediate_size={} layers={} heads={} kv_heads={} "
-         "vocab={} tied={}, but the target expects {} {} {} {} {} {} {}",
-         ckpt.dir, a.dim, a.hidden_dim, a.n_layers, a.n_heads, a.n_kv_heads, a.vocab_size, a.tie_embeddings, b.dim,
-         b.hidden_dim, b.n_layers, b.n_heads, b.n_kv_heads, b.vocab_size, b.tie_embeddings);
+    fail("checkpoint {} holds a model with {}, but the target expects {}", ckpt.dir, architecture_summary(a),
+         architecture_summary(b));
 }
 
 }  // namespace
@@ -215,19 +208,35 @@ StoredSlice target_slice(const ParamInfo& p) {
   return t;
 }
 
-void load_model(const CheckpointRef& ckpt, const ParamLayout& target, float* dst) {
+void load_model(const CheckpointRef& ckpt, const ParamLayout& target, FlatAccess& dst) {
   check_architecture(ckpt, target);
   CheckpointSource src(ckpt);
-  std::memset(dst, 0, target.total() * sizeof(float));
   for (const auto& p : target.params()) {
     std::string name = source_name(src, p);
-    gather_slice(src.pieces(name), target_slice(p), 0, p.numel, DType::F32, dst + p.offset,
+    float* d = dst.write(p.offset, p.numel);
+    std::memset(d, 0, p.numel * sizeof(float));
+    gather_slice(src.pieces(name), target_slice(p), 0, p.numel, DType::F32, d,
                  src.describe() + ": tensor '" + name + "'");
   }
+  dst.flush();
+}
+
+void load_model(const CheckpointRef& ckpt, const ParamLayout& target, float* dst) {
+  std::memset(dst, 0, target.total() * sizeof(float));
+  HostFlat d(dst, target.total());
+  load_model(ckpt, target, d);
 }
 
 void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t begin, size_t end, float* master,
                     float* exp_avg, float* exp_avg_sq) {
+  float* outs[] = {master, exp_avg, exp_avg_sq};
+  for (float* o : outs) std::memset(o, 0, (end - begin) * sizeof(float));
+  HostFlat m(master, end - begin), a(exp_avg, end - begin), b(exp_avg_sq, end - begin);
+  load_optimizer(ckpt, target, begin, end, m, a, b);
+}
+
+void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t begin, size_t end,
+                    FlatAccess& master, FlatAccess& exp_avg, FlatAccess& exp_avg_sq) {
   check_architecture(ckpt, target);
   const CheckpointMeta& m = ckpt.meta;
   LT_CHECK(m.optim_parts > 0, "checkpoint {} has no optimizer state (converted weights, or saved without it)",
@@ -252,8 +261,7 @@ void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t
         }
         files.push_back(std::move(f));
       }
-  float* outs[] = {master, exp_avg, exp_avg_sq};
-  for (int k = 0; k < 3; ++k) std::memset(outs[k], 0, (end - begin) * sizeof(float));
+  FlatAccess* outs[] = {&master, &exp_avg, &exp_avg_sq};
   for (const auto& p : target.params()) {
     size_t a = std::max(begin, p.offset), b = std::min(end, p.offset + p.numel);
     if (a >= b) continue;
@@ -264,10 +272,13 @@ void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t
       auto it = pieces.find(key);
       if (it == pieces.end()) fail("checkpoint {}: no optimizer state '{}'", ckpt.dir, key);
       // Local elements [a', b') of p are flat elements [a, b), at outs[k][a - begin].
-      gather_slice(it->second, target_slice(p), a - p.offset, b - p.offset, DType::F32, outs[k] + (a - begin),
+      float* d = outs[k]->write(a - begin, b - a);
+      std::memset(d, 0, (b - a) * sizeof(float));
+      gather_slice(it->second, target_slice(p), a - p.offset, b - p.offset, DType::F32, d,
                    "checkpoint " + ckpt.dir + ": optimizer state '" + key + "'");
     }
   }
+  for (FlatAccess* o : outs) o->flush();
 }
 
 }  // namespace lt

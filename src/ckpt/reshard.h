@@ -49,11 +49,17 @@ class CheckpointSource : public TensorSource {
 
 // Model weights of a checkpoint into `dst` (target.total() floats), at any layout.
 void load_model(const CheckpointRef& ckpt, const ParamLayout& target, float* dst);
+// The same through FlatAccess, one tensor at a time (padding between tensors is not written).
+void load_model(const CheckpointRef& ckpt, const ParamLayout& target, FlatAccess& dst);
 
 // AdamW state of flat elements [begin, end) of the target shard (a ZeRO-1 partition, or the
 // whole shard) from a checkpoint saved at any tp/pp/optim_parts layout. master/exp_avg/
 // exp_avg_sq receive end - begin floats each (padding between tensors is zeroed).
 void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t begin, size_t end, float* master,
                     float* exp_avg, float* exp_avg_sq);
+// The same through FlatAccess (element 0 of each is flat element `begin`; padding between
+// tensors is not written).
+void load_optimizer(const CheckpointRef& ckpt, const ParamLayout& target, size_t begin, size_t end,
+                    FlatAccess& master, FlatAccess& exp_avg, FlatAccess& exp_avg_sq);
 
 }  // namespace lt

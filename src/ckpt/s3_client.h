@@ -65,7 +65,7 @@ class S3Store : public RemoteStore {
 
   // One cheap signed request (a 1-key listing) so that bad credentials, a missing bucket
   // or an unreachable endpoint fail at startup rather than at the first checkpoint.
-  void check_access();
+  void check_access() override;
 
   struct Response;  // defined in s3_client.cpp
   struct Request;

@@ -125,16 +125,22 @@ void check_global_shape(const TensorSource& src, const std::string& name, const 
            src.describe(), name, t.bytes.size(), size_t(t.numel()) * dtype_size(t.dtype));
 }
 
-void load_weights(const TensorSource& src, const ParamLayout& layout, float* dst) {
-  std::memset(dst, 0, layout.total() * sizeof(float));
+void load_weights(const TensorSource& src, const ParamLayout& layout, FlatAccess& dst) {
   for (const auto& p : layout.params()) {
     std::string name = source_name(src, p);
     if (!src.has(name)) fail("{}: missing tensor '{}'", src.describe(), name);
     Tensor t = src.get(name);
     check_global_shape(src, name, t, p.global_shape);
-    copy_slice(t, p, DType::F32, dst + p.offset);
+    copy_slice(t, p, DType::F32, dst.write(p.offset, p.numel));
     src.release(name);
   }
+  dst.flush();
+}
+
+void load_weights(const TensorSource& src, const ParamLayout& layout, float* dst) {
+  std::memset(dst, 0, layout.total() * sizeof(float));
+  HostFlat d(dst, layout.total());
+  load_weights(src, layout, d);
 }
 
 }  // namespace lt

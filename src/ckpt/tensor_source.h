@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/flat_access.h"
 #include "model/config.h"
 #include "model/layout.h"
 
@@ -54,6 +55,8 @@ std::unique_ptr<TensorSource> open_weights(const std::string& path);
 // (layout param with tied_copy) is read from "lm_head.weight" when the source has it, else
 // from "model.embed_tokens.weight". Padding between tensors is zeroed.
 void load_weights(const TensorSource& src, const ParamLayout& layout, float* dst);
+// The same through FlatAccess, one tensor at a time (padding between tensors is not written).
+void load_weights(const TensorSource& src, const ParamLayout& layout, FlatAccess& dst);
 
 // The name a layout parameter is read from in `src` (handles tied copies).
 std::string source_name(const TensorSource& src, const ParamInfo& p);

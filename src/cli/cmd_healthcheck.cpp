@@ -2,11 +2,14 @@
 // [--min-gflops G] [--min-bus-gbps B] [--json]`, under mpirun/srun (or alone): checks every
 // rank's compute, memory and collectives (parallel/health.h), prints one row per rank and a
 // summary per host from rank 0, and exits 1 naming the bad ranks and hosts.
+#include <omp.h>
+
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "model/device.h"
 #include "core/error.h"
 #include "parallel/health.h"
 
@@ -65,6 +68,7 @@ void register_healthcheck(CLI::App& app) {
   struct Opts {
     HealthOptions h;
     double comm_timeout_s = 120;
+    std::string device = "cpu";
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -78,8 +82,14 @@ void register_healthcheck(CLI::App& app) {
   cmd->add_option("--comm-timeout", o->comm_timeout_s,
                   "Seconds a rank may wait in one collective before it exits (a stopped peer must not hang the check)")
       ->capture_default_str();
+  cmd->add_option("--device", o->device, "Backend whose compute to check: " + enum_choices<Device>())
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o] {
+    auto device = parse_enum<Device>(o->device);
+    LT_CHECK(device, "healthcheck --device: expected {}, got '{}'", enum_choices<Device>(), o->device);
+    o->h.device = *device;
+    o->h.threads = omp_get_max_threads();
     HealthReport rep;
     int rank = 0;
     {

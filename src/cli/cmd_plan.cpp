@@ -1,6 +1,6 @@
 // `llamatrain plan --model SPEC --nodes N --procs-per-node P --tp T --pp P --gbs G --seq S
 // [--mbs M] [--zero1] [--recompute full|none] [--sequence-parallel] [--precision bf16|fp32]
-// [--steps N] [--device cpu|h100|h200|trn1] [--mfu 0.4] [--json]`: what a layout costs before
+// [--steps N] [--device cpu|h100|h200|trn1] [--mfu 0.4] [--buffers] [--json]`: what a layout costs before
 // it runs (parallel/plan.h says how each number is computed).
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -121,7 +121,7 @@ void register_plan(CLI::App& app) {
     std::string model, recompute = "none";
     PlanOptions plan;
     double peak_tflops = 0, runtime_mib = 0;
-    bool json = false;
+    bool json = false, buffers = false;
   };
   auto o = std::make_shared<Opts>();
   PlanOptions& p = o->plan;
@@ -153,6 +153,7 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--peak-tflops", o->peak_tflops, "Override the device's peak TFLOP/s per rank");
   cmd->add_option("--cores-per-rank", p.cores_per_rank, "CPU cores per rank (device cpu)")->capture_default_str();
   cmd->add_option("--runtime-mib", o->runtime_mib, "Per-rank baseline memory in MiB (default 32)");
+  cmd->add_flag("--buffers", o->buffers, "Also list every buffer of the peak stage (the backend's size table)");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o] {
     LlamaConfig c = resolve_model_config(o->model);
@@ -161,10 +162,14 @@ void register_plan(CLI::App& app) {
     p.peak_flops = o->peak_tflops * 1e12;
     p.runtime_bytes = o->runtime_mib * 1024.0 * 1024.0;
     TrainPlan plan = make_train_plan(c, p);
-    if (o->json)
+    if (o->json) {
       std::printf("%s\n", to_json(plan).dump(2).c_str());
-    else
-      print_human(plan);
+      return;
+    }
+    print_human(plan);
+    if (o->buffers)
+      std::printf("  buffers of stage %d (tp rank 0; count x bytes per element x copies):\n%s", plan.peak_stage,
+                  plan.tables[size_t(plan.peak_stage)].report().c_str());
   });
 }
 

@@ -202,4 +202,14 @@ std::string hf_config_json(const LlamaConfig& c, const std::string& torch_dtype)
   return j.dump(2) + "\n";
 }
 
+bool same_architecture(const LlamaConfig& a, const LlamaConfig& b) {
+  return a.dim == b.dim && a.hidden_dim == b.hidden_dim && a.n_layers == b.n_layers && a.n_heads == b.n_heads &&
+         a.n_kv_heads == b.n_kv_heads && a.vocab_size == b.vocab_size && a.tie_embeddings == b.tie_embeddings;
+}
+
+std::string architecture_summary(const LlamaConfig& c) {
+  return fmt::format("hidden_size={} intermediate_size={} layers={} heads={} kv_heads={} vocab={} tied={}", c.dim,
+                     c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.tie_embeddings);
+}
+
 }  // namespace lt

@@ -29,6 +29,12 @@ struct LlamaConfig {
   double flops_per_token(int seq_len) const;
 };
 
+// True when a and b have the same parameter shapes (width, MLP width, layers, heads, KV heads,
+// vocabulary, tying): the one architecture comparison (checkpoints, initial weights).
+bool same_architecture(const LlamaConfig& a, const LlamaConfig& b);
+// "hidden_size=64 intermediate_size=172 layers=5 heads=8 kv_heads=4 vocab=512 tied=true", for errors.
+std::string architecture_summary(const LlamaConfig& c);
+
 // Known preset names, for help texts and errors.
 std::vector<std::string> preset_names();
 // A preset by name (llama2-7b, ..., stories260k); throws listing the known names.

@@ -1,16 +1,17 @@
 // Comm: a communicator over a fixed group of ranks (the world, or a tp/pp/dp group carved
-// from it). Implementations: MpiComm (OpenMPI, CPU ranks), SelfComm (one process, no MPI),
-// and later NCCL for GPU ranks. The interface speaks pointers and counts only, so it does not
-// care where the memory lives.
+// from it). Implementations: MpiComm (OpenMPI, host memory; mpi_comm.h), SelfComm (one
+// process, no MPI; self_comm.h) and NcclComm (NCCL, device memory; nccl_comm.h, CUDA builds).
+// The interface speaks pointers and counts only; which memory a pointer may reach is the
+// implementation's (host for MpiComm, device for NcclComm).
 //
 // Contract, shared by every implementation:
 // - Collectives are called by every rank of the group, in the same order, with the same counts.
-// - Sums are deterministic: every element is folded in rank order, ((x0 + x1) + x2) + ..., so
-//   the result is bitwise identical on every rank, from run to run, and equal to that serial
-//   loop. (all_reduce_sum and reduce_scatter_sum give bitwise equal values for an element.)
 // - Max and integer sums are exact, so any order gives the same bits.
 // - Errors throw lt::Error naming the operation; a peer that dies ends the whole job (the
 //   launcher's business), a peer that hangs is caught by the runtime's watchdog (runtime.h).
+// - Determinism of floating-point sums is stated by each implementation in its header (what
+//   is bitwise reproducible, and under which conditions): the trainer's "same seed, data and
+//   layout give the same bits" rests on it.
 #pragma once
 #include <cstddef>
 #include <cstdint>

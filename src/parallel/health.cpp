@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
-#include "kernels/cpu/gemm.h"
+#include "model/backend.h"
 #include "parallel/topology.h"
 
 namespace lt {
@@ -36,40 +36,14 @@ bool fault_injected(const char* kind, int rank) {
 void add_problem(RankHealth& h, const std::string& p) { h.problems += (h.problems.empty() ? "" : "; ") + p; }
 
 void check_compute(RankHealth& h, const HealthOptions& o, int rank) {
-  // Correctness on an odd shape (edge handling), against the plain triple loop.
-  const int64_t M = 67, N = 45, K = 129;
-  Rng rng(7);
-  std::vector<float> A(M * K), B(K * N), C(M * N), R(M * N);
-  for (auto& x : A) x = rng.normal();
-  for (auto& x : B) x = rng.normal();
-  cpu::matmul(A.data(), B.data(), C.data(), M, N, K, false, false, false);
-  if (fault_injected("compute", rank)) C[5] += 1.0f;
-  cpu::matmul_ref(A.data(), B.data(), R.data(), M, N, K, false, false, false);
-  double err = 0, scale = 0;
-  for (int64_t i = 0; i < M * N; ++i) {
-    err = std::max(err, double(std::fabs(C[i] - R[i])));
-    scale = std::max(scale, double(std::fabs(R[i])));
-  }
-  h.gemm_max_rel_err = err / std::max(scale, 1e-30);
+  auto backend = make_backend(o.device, {o.threads, 0});
+  const ComputeCheck c = backend->check_compute(o.gemm_size, fault_injected("compute", rank));
+  h.gemm_max_rel_err = c.max_rel_err;
+  h.gflops = c.gflops;
   if (!(h.gemm_max_rel_err <= 1e-4)) {
     h.compute_ok = false;
     add_problem(h, fmt::format("compute: GEMM differs from the reference (max relative error {:.3g} > 1e-4)",
                                h.gemm_max_rel_err));
-  }
-  // Speed: an n x n x n GEMM, repeated for at least 0.2 s after one warm-up.
-  const int64_t n = std::max(16, o.gemm_size);
-  std::vector<float> X(n * n, 0.5f), Y(n * n, 0.25f), Z(n * n);
-  cpu::matmul(X.data(), Y.data(), Z.data(), n, n, n, false, false, false);
-  Timer t;
-  int reps = 0;
-  do {
-    cpu::matmul(X.data(), Y.data(), Z.data(), n, n, n, false, false, false);
-    ++reps;
-  } while (t.seconds() < 0.2 || reps < 2);
-  h.gflops = 2.0 * double(n) * n * n * reps / t.seconds() / 1e9;
-  if (Z[0] != 0.125f * float(n)) {
-    h.compute_ok = false;
-    add_problem(h, fmt::format("compute: timed GEMM gave {} instead of {}", Z[0], 0.125f * float(n)));
   }
   if (o.min_gflops > 0 && h.gflops < o.min_gflops) {
     h.compute_ok = false;

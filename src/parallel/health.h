@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "model/device.h"
 #include "parallel/runtime.h"
 
 namespace lt {
@@ -22,6 +23,8 @@ struct HealthOptions {
   double comm_mb = 8;          // all-reduce message for the bandwidth figure
   double min_gflops = 0;       // fail a rank whose GEMM is slower (0: no floor)
   double min_bus_gbps = 0;     // fail a group whose all-reduce is slower (0: no floor)
+  Device device = Device::cpu; // the backend whose compute is checked
+  int threads = 1;             // cpu: threads of the timed GEMM
 };
 
 struct RankHealth {

@@ -4,9 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "kernels/cpu/attention.h"
 #include "model/layout.h"
-#include "model/llama.h"
 
 namespace lt {
 
@@ -17,16 +15,6 @@ constexpr double kCommSegmentBytes = 64.0 * kMiB;
 // Resident size of a rank before it allocates anything: binary, libraries, MPI, OpenMP.
 constexpr double kRuntimeBytes = 32.0 * kMiB;
 
-int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
-
-// Rows of the residual stream one rank holds: N, or N / tp with sequence parallelism (the
-// trainer requires N divisible by tp).
-int64_t residual_rows(int64_t N, int tp, bool sequence_parallel) {
-  if (!sequence_parallel || tp <= 1) return N;
-  LT_CHECK(N % tp == 0,
-           "plan: --sequence-parallel needs --mbs x --seq = {} tokens per micro-batch divisible by --tp = {}", N, tp);
-  return N / tp;
-}
 }  // namespace
 
 double device_peak_flops(const std::string& device, const std::string& precision, int cores_per_rank) {
@@ -45,82 +33,7 @@ double device_peak_flops(const std::string& device, const std::string& precision
   fail("plan: unknown device '{}' (known: cpu, h100, h200, trn1)", device);
 }
 
-// Parameters of a stage that GEMMs read: every matrix but the embedding table, which is read
-// by the LM head when the two are tied on this stage.
-int64_t gemm_weight_params(const ParamLayout& layout) {
-  int64_t n = 0;
-  bool head = false;
-  for (const auto& p : layout.params()) {
-    if (p.kind == ParamKind::lm_head) head = true;
-    if (p.kind != ParamKind::embedding && p.kind != ParamKind::norm) n += int64_t(p.numel);
-  }
-  if (layout.last_stage() && !head)
-    for (const auto& p : layout.params())
-      if (p.kind == ParamKind::embedding) n += int64_t(p.numel);
-  return n;
-}
-
-double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
-                              int in_flight, bool recompute, bool sequence_parallel, int bytes_per_value) {
-  ShardSpec s;
-  s.tp = tp;
-  s.pp = pp;
-  s.pp_rank = stage;
-  LocalDims ld = local_dims(c, s);
-  LayerRange lr = stage_layers(c, s);
-  const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
-  const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden, Hl = ld.n_heads;
-  // Sequence parallelism shards the residual stream and the norms (x, ln1, x_mid, ln2, rstd).
-  const int64_t Nr = residual_rows(N, tp, sequence_parallel), ND = Nr * D;
-  const int64_t layer_full = 4 * ND + 2 * Nr + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
-  const int nl = lr.end - lr.begin;
-  int64_t per_slot = round16(N) + 2 * round16(ND) + round16(Nr);  // tokens, final x and norm, rstd
-  per_slot += nl * (recompute ? round16(ND) : layer_full + 16 * 16);
-  return double(per_slot) * in_flight * bytes_per_value;
-}
-
-// LlamaStage's workspace: one layer's backward gradients, the recompute record, the LM-head
-// chunk, the RoPE tables and, with sequence parallelism, the [N, D] buffer of gathered rows
-// (model/llama.cpp).
-double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
-                             bool recompute, bool sequence_parallel, int bytes_per_value) {
-  ShardSpec s;
-  s.tp = tp;
-  s.pp = pp;
-  s.pp_rank = stage;
-  LocalDims ld = local_dims(c, s);
-  const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
-  const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden, Hl = ld.n_heads;
-  const bool sp = sequence_parallel && tp > 1;
-  const int64_t Nr = residual_rows(N, tp, sp);
-  const int64_t layer_full = 4 * Nr * D + 2 * Nr + 2 * N * Q + 2 * N * KV + N * Hl + 3 * N * F;
-  const bool last = stage == pp - 1;
-  const int64_t head_rows = last ? head_chunk_rows(N, ld.vocab) : 0;
-  return double((recompute ? layer_full + 16 * 16 + round16(Nr * D) : 0) + round16(Nr * D) + round16(N * D) +
-                (sp ? round16(N * D) : 0) + 2 * round16(N * Q) +
-                2 * round16(N * KV) + 3 * round16(N * F) + round16(head_rows * ld.vocab) + 4 * round16(head_rows) +
-                2 * round16(int64_t(seq_len) * hd / 2)) * bytes_per_value;
-}
-
-double stage_bf16_buffer_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len) {
-  ShardSpec s;
-  s.tp = tp;
-  s.pp = pp;
-  s.pp_rank = stage;
-  const LocalDims ld = local_dims(c, s);
-  const int64_t N = int64_t(micro_batch) * seq_len, D = c.dim, hd = c.head_dim();
-  const int64_t Q = int64_t(ld.n_heads) * hd, KV = int64_t(ld.n_kv_heads) * hd, F = ld.hidden;
-  const int64_t head_rows = stage == pp - 1 ? head_chunk_rows(N, ld.vocab) : 0;
-  return double(bf16_buffers(N, D, Q, KV, F, head_rows, ld.vocab).total()) * sizeof(bf16);
-}
-
-double stage_attention_scratch_bytes(const LlamaConfig& c, int tp, int micro_batch, int seq_len, bool bf16) {
-  ShardSpec s;
-  s.tp = tp;
-  const LocalDims ld = local_dims(c, s);
-  return double(cpu::attention_backward_scratch_bytes({micro_batch, seq_len, ld.n_heads, ld.n_kv_heads, c.head_dim()},
-                                                      bf16));
-}
+Device plan_backend(const std::string& device) { return device == "cpu" ? Device::cpu : Device::cuda; }
 
 StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
                            bool sequence_parallel) {
@@ -179,8 +92,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
   const JobLayout& L = p.layout;
   const bool bf16 = o.precision == "bf16";
   p.peak_flops_per_rank = o.peak_flops > 0 ? o.peak_flops : device_peak_flops(o.device, o.precision, o.cores_per_rank);
-  // The CPU trainer keeps activations in fp32 whatever the weights' precision.
-  const int act_bytes = (bf16 && o.device != "cpu") ? 2 : 4;
+  const Device backend = plan_backend(o.device);
   const int64_t N = int64_t(L.micro_batch) * L.seq_len;
   p.tokens_per_step = int64_t(L.global_batch) * L.seq_len;
 
@@ -194,48 +106,52 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
 
   double slowest_stage_flops = 0;  // per replica and token, over the tp group
   for (int st = 0; st < L.pp; ++st) {
-    ShardSpec spec;
-    spec.tp = L.tp;
-    spec.pp = L.pp;
-    spec.pp_rank = st;
-    ParamLayout layout(c, spec);
+    StageGeometry g;
+    g.config = c;
+    g.shard.tp = L.tp;
+    g.shard.pp = L.pp;
+    g.shard.pp_rank = st;
+    g.options.micro_batch = L.micro_batch;
+    g.options.seq_len = L.seq_len;
+    g.options.slots = std::min(L.pp - st, L.micro_batches);
+    g.options.precision = bf16 ? Precision::bf16 : Precision::fp32;
+    g.options.pack_weights = o.pack_weights;
+    g.options.sequence_parallel = o.sequence_parallel;
+    g.dp = L.dp;
+    g.zero1 = o.zero1 && L.dp > 1;
+    g.threads = backend == Device::cpu ? o.cores_per_rank : 1;
+    if (g.options.sequence_parallel && L.tp > 1)
+      LT_CHECK(N % L.tp == 0,
+               "plan: --sequence-parallel needs --mbs x --seq = {} tokens per micro-batch divisible by --tp = {}", N,
+               L.tp);
+    g.options.recompute = false;
+    const StageSizes full = stage_sizes(backend, g);
+    g.options.recompute = true;
+    const StageSizes recomputed = stage_sizes(backend, g);
+    const StageSizes& planned = o.recompute ? recomputed : full;
+    ParamLayout layout(c, g.shard);
     StageMemory m;
     m.stage = st;
     m.layers = layout.layers().end - layout.layers().begin;
     m.params = int64_t(layout.total());
-    m.in_flight = std::min(L.pp - st, L.micro_batches);
-    const double P = double(m.params), shard = std::ceil(P / (o.zero1 ? L.dp : 1));
-    m.gradients = 4.0 * P;
-    if (o.zero1 && L.dp > 1) m.gradients += 4.0 * shard;  // the reduce-scattered gradient range
-    if (o.device == "cpu") {
-      // The CPU trainer computes from its fp32 weights (they are the master copy) and keeps a
-      // packed copy of every GEMM weight per orientation (forward, input gradient); bf16 in
-      // bf16 mode (LlamaStage).
-      const double packed = bf16 ? 4.0 : (o.pack_weights ? 8.0 : 0.0);
-      m.weights = 4.0 * P + packed * double(gemm_weight_params(layout));
-      m.optimizer = 8.0 * shard;
-    } else {
-      m.weights = (bf16 ? 2.0 : 4.0) * P;
-      m.optimizer = (bf16 ? 12.0 : 8.0) * shard;
-    }
-    m.activations_full = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, false,
-                                                o.sequence_parallel, act_bytes);
-    m.activations_recompute = stage_activation_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, m.in_flight, true,
-                                                     o.sequence_parallel, act_bytes);
-    m.activations = o.recompute ? m.activations_recompute : m.activations_full;
-    m.workspace = stage_workspace_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len, o.recompute,
-                                        o.sequence_parallel, act_bytes);
-    if (o.device == "cpu" && bf16) m.workspace += stage_bf16_buffer_bytes(c, L.tp, L.pp, st, L.micro_batch, L.seq_len);
-    if (o.device == "cpu" && m.layers > 0)  // the attention backward's per-thread buffers
-      m.workspace += double(o.cores_per_rank) * stage_attention_scratch_bytes(c, L.tp, L.micro_batch, L.seq_len, bf16);
-    // Comm scratch of the largest reduction: gradients over dp, activations over tp.
-    double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
+    m.in_flight = g.options.slots;
+    m.weights = planned.bytes(MemKind::weights);
+    m.gradients = planned.bytes(MemKind::gradients);
+    m.optimizer = planned.bytes(MemKind::optimizer);
+    m.activations_full = full.bytes(MemKind::activations);
+    m.activations_recompute = recomputed.bytes(MemKind::activations);
+    m.activations = planned.bytes(MemKind::activations);
+    m.workspace = planned.bytes(MemKind::workspace);
+    // Outside the stage: the communicator's scratch for the largest reduction (gradients over
+    // dp, activations over tp; MpiComm works in segments), and the loader's token samples,
+    // inputs and targets.
+    const double P = double(m.params);
+    const double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
     if (reduced > 0) m.workspace += std::min(kCommSegmentBytes, reduced) * 1.5;
-    if (L.pp > 1)  // stage input / output-gradient buffers: the rows this rank holds
-      m.workspace += 2.0 * double(residual_rows(N, L.tp, o.sequence_parallel)) * D * act_bytes;
-    m.workspace += 3.0 * L.per_replica_batch * (L.seq_len + 1) * 4.0;  // token samples, inputs, targets
+    m.workspace += 3.0 * L.per_replica_batch * (L.seq_len + 1) * 4.0;
     m.runtime = o.runtime_bytes > 0 ? o.runtime_bytes : kRuntimeBytes;
     p.stages.push_back(m);
+    p.tables.push_back(planned);
     p.comm.push_back(stage_comm_bytes(c, L, st, o.zero1, o.recompute, o.sequence_parallel));
     if (m.total() > p.stages[p.peak_stage].total()) p.peak_stage = st;
     double stage_flops = layer_flops * m.layers * recompute_factor + (st == L.pp - 1 ? head_flops : 0.0);
@@ -252,6 +168,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
   if (o.sequence_parallel && L.tp > 1)
     p.notes.push_back("sequence parallelism: the residual stream and norms (N x D) divided by tp");
   if (o.device == "cpu" && bf16) p.notes.push_back("cpu: activations counted in fp32 (the CPU trainer's storage)");
+  if (o.device == "trn1") p.notes.push_back("trn1: memory estimated with the CUDA stage's buffer table");
   p.notes.push_back("step time: slowest stage at the given efficiency, stretched by the 1F1B bubble; "
                     "communication assumed overlapped (not modelled)");
   return p;

@@ -1,22 +1,15 @@
 // Training plan: what a job layout costs before it runs — per-rank memory (weights,
-// gradients, optimizer state, activations with and without recomputation), FLOPs, and an
-// estimated step time. Backs `llamatrain plan`; the trainer can log the same numbers.
+// gradients, optimizer state, activations with and without recomputation, workspace), FLOPs,
+// communication and an estimated step time. Backs `llamatrain plan`.
 //
-// Memory follows what OUR trainer allocates, so the estimate can be checked against peak RSS:
-// - weights: fp32 (4 B/param); bf16 keeps a bf16 compute copy (2 B) + fp32 master (4 B).
-// - gradients: fp32, accumulated over micro-batches (4 B/param), plus the 1/dp range they
-//   are reduce-scattered into under ZeRO-1.
-// - optimizer: AdamW m and v (8 B/param) + the fp32 master under bf16; ZeRO-1 divides these
-//   by dp (each replica keeps a 1/dp shard).
-// - activations: LlamaStage's buffers (model/llama.h): per layer and micro-batch of N tokens
-//   x, ln1, ln2, x_mid (4·N·D), rstd (2·N), q and the attention output (2·N·Hl·hd), k, v
-//   (2·N·KVl·hd), logsumexp (N·Hl), gate, up, silu·up (3·N·Fl); with recomputation only x.
-//   1F1B keeps min(pp - stage, micro-batches) micro-batches in flight on a stage. Plus one
-//   layer's backward workspace and the LM head's chunked logits. fp32 (the CPU trainer);
-//   GPU devices with bf16 store 2 B per value. Sequence parallelism divides the residual
-//   stream and norm values (x, ln1, x_mid, ln2, their rstd, the stage output) by tp and adds
-//   one [N, D] workspace of gathered rows (the trainer's parallel.sequence_parallel).
-// The reported rank is the stage with the largest total.
+// Memory is the sum of the chosen backend's stage size table (model/stage_sizes.h: the same
+// table the stage allocates from, so the estimate is what the trainer allocates; checked
+// against peak RSS by tests/parallel/plan_rss_test.cpp) for tp rank 0 of every stage, with
+// min(pp − stage, micro-batches) micro-batches in flight (1F1B), plus what lives outside the
+// stage: the communicator's scratch, the loader's samples, and the process baseline. Device
+// cpu uses the CPU stage's table, h100 / h200 the CUDA stage's (trn1, which has no backend of
+// ours, is estimated with the CUDA stage's table). The reported rank is the stage with the
+// largest total.
 //
 // Time: the slowest stage's FLOPs / (peak x efficiency), stretched by the 1F1B schedule to
 // (m + pp - 1) / m; communication is assumed hidden (not modelled). MFU is reported back.
@@ -27,6 +20,7 @@
 
 #include "model/config.h"
 #include "model/layout.h"
+#include "model/stage_sizes.h"
 #include "parallel/job_layout.h"
 
 namespace lt {
@@ -86,6 +80,7 @@ struct TrainPlan {
   int64_t tokens_per_step = 0;
   std::vector<StageMemory> stages;  // one per pipeline stage (tp rank 0)
   std::vector<StageComm> comm;      // the same stages' communication per step
+  std::vector<StageSizes> tables;   // the same stages' buffer tables (as planned)
   int peak_stage = 0;               // the stage with the largest total
   double model_flops_per_step = 0;     // 6·N·params + attention (config.h), per step
   double hardware_flops_per_step = 0;  // + the recomputed forward
@@ -97,19 +92,7 @@ struct TrainPlan {
 // Per-rank peak FLOP/s of a device for a precision; throws listing the devices.
 double device_peak_flops(const std::string& device, const std::string& precision, int cores_per_rank);
 TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o);
-// Parameters of a stage that its GEMMs read (the CPU trainer keeps packed copies of them).
-int64_t gemm_weight_params(const ParamLayout& layout);
-// Activation bytes of one stage's LlamaStage buffers (see above), for tests and the trainer.
-double stage_activation_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
-                              int in_flight, bool recompute, bool sequence_parallel, int bytes_per_value);
-// The same stage's backward workspace, LM-head chunk and RoPE tables (no comm buffers).
-double stage_workspace_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len,
-                             bool recompute, bool sequence_parallel, int bytes_per_value);
-// The CPU stage's bf16 conversion buffers in bf16 mode (GEMM operands, the LM head chunk's
-// logits gradient, weight gradients' transposed operands).
-double stage_bf16_buffer_bytes(const LlamaConfig& c, int tp, int pp, int stage, int micro_batch, int seq_len);
-// Bytes each CPU thread keeps for the attention backward of one micro-batch on a tp rank
-// (cpu::attention_backward_scratch_bytes); the plan counts them cores_per_rank times.
-double stage_attention_scratch_bytes(const LlamaConfig& c, int tp, int micro_batch, int seq_len, bool bf16);
+// The backend whose stage table a plan device uses (cpu -> cpu; h100, h200, trn1 -> cuda).
+Device plan_backend(const std::string& device);
 
 }  // namespace lt

@@ -1,6 +1,8 @@
 // SelfComm: the communicator of a process that runs alone (no mpirun). Every collective over
 // one rank is a copy or nothing, so single-process training runs the same code paths as a
 // distributed one. Sends to itself are queued and matched by tag, in order.
+// Determinism contract: a sum over one rank is its own input, bit for bit (the one-rank case of
+// MpiComm's rank-ordered fold).
 #pragma once
 #include <deque>
 #include <map>

@@ -1,5 +1,7 @@
 #include "train/evaluate.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,7 +13,8 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "data/dataset.h"
-#include "model/llama.h"
+#include "data/batch.h"
+#include "model/backend.h"
 
 namespace lt {
 
@@ -40,8 +43,6 @@ EvalResult evaluate_dataset(const EvalOptions& o) {
     cfg = src->config();
   }
   ParamLayout layout(cfg, ShardSpec{});
-  Buffer w(layout.total() * sizeof(float)), g(16 * sizeof(float));
-  load_weights(*src, layout, w.as<float>());
 
   EvalResult r;
   r.model_name = cfg.name;
@@ -55,30 +56,30 @@ EvalResult evaluate_dataset(const EvalOptions& o) {
            ds->max_token_id(), cfg.vocab_size);
   const int64_t n = o.max_samples > 0 ? std::min(o.max_samples, ds->num_samples()) : ds->num_samples();
   const int B = int(std::max<int64_t>(1, std::min<int64_t>(o.micro_batch, n)));
-  StageOptions so;
-  so.micro_batch = B;
-  so.seq_len = T;
-  // Forward only: the gradient buffer is never written when need_grad is false, and the
-  // weights are read in place (packed GEMM copies would double the memory of a model that
-  // only ever runs forward).
-  so.pack_weights = false;
-  LlamaStage stage(layout, so, w.as<float>(), g.as<float>());
+  StageGeometry g;
+  g.config = cfg;
+  g.options.micro_batch = B;
+  g.options.seq_len = T;
+  // Forward only: the weights are read in place (packed GEMM copies would double the memory
+  // of a model that only ever runs forward).
+  g.options.pack_weights = false;
+  g.options.forward_only = true;
+  auto backend = make_backend(o.device, {omp_get_max_threads(), 0});
+  auto stage = backend->make_stage(layout, g);
+  load_weights(*src, layout, *backend->access(stage->weights(), layout.total()));
+  stage->refresh_weights();
   const int L = ds->sample_tokens();
-  std::vector<int32_t> sample(static_cast<size_t>(L)), in(static_cast<size_t>(B) * T), tg(static_cast<size_t>(B) * T);
-  double sum = 0;
+  std::vector<int32_t> samples(static_cast<size_t>(B) * L), in(static_cast<size_t>(B) * T), tg(in.size());
   for (int64_t s0 = 0; s0 < n; s0 += B) {
-    int rows = int(std::min<int64_t>(B, n - s0));
-    for (int b = 0; b < B; ++b) {
-      if (b < rows) ds->read(s0 + b, sample.data());
-      for (int t = 0; t < T; ++t) {
-        in[size_t(b) * T + t] = b < rows ? sample[size_t(t)] : 0;
-        tg[size_t(b) * T + t] = (b < rows && t + 1 < L) ? sample[size_t(t) + 1] : -1;
-      }
-    }
-    for (int32_t x : tg) r.tokens += x >= 0;
-    sum += stage.forward(0, in.data(), nullptr, tg.data(), 0.0f, false);
+    const int rows = int(std::min<int64_t>(B, n - s0));
+    for (int b = 0; b < rows; ++b) ds->read(s0 + b, samples.data() + int64_t(b) * L);
+    r.tokens += samples_to_inputs_targets(samples.data(), rows, L, T, in.data(), tg.data());
+    std::fill(in.begin() + int64_t(rows) * T, in.end(), 0);  // a last, partial micro-batch: padding rows
+    std::fill(tg.begin() + int64_t(rows) * T, tg.end(), -1);
+    stage->forward(0, in.data(), tg.data(), 0.0f, false);
     r.samples += rows;
   }
+  const double sum = stage->take_loss();
   LT_CHECK(r.tokens > 0, "eval: {} gave no tokens to score", o.data);
   r.loss = sum / double(r.tokens);
   r.perplexity = std::exp(r.loss);

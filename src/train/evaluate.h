@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "model/device.h"
+
 namespace lt {
 
 struct EvalOptions {
@@ -14,6 +16,7 @@ struct EvalOptions {
   int seq_len = 0;      // 0: the model's max_position_embeddings capped by the sample length
   int micro_batch = 4;
   int64_t max_samples = 0;  // 0: all
+  Device device = Device::cpu;
 };
 
 struct EvalResult {

@@ -12,12 +12,6 @@
 
 namespace lt {
 
-double peak_flops(const std::string& precision) {
-  if (const char* e = std::getenv("LT_PEAK_GFLOPS_PER_CORE")) return std::atof(e) * 1e9;
-  // oneDNN GEMM on 2 Zen 5 cores: fp32 ≈ 345 GFLOP/s, bf16 ≈ 700 GFLOP/s.
-  return precision == "bf16" ? 350e9 : 172.5e9;
-}
-
 void StepStats::add(double seconds, bool counted) {
   if (!counted) {
     first_ = seconds;

@@ -18,10 +18,6 @@ struct StepRecord {
   bool skipped = false;
 };
 
-// Peak FLOP/s of one CPU core for `precision`, the MFU denominator: the GEMM ceilings measured
-// with oneDNN on the reference machine (docs/PERFORMANCE.md); LT_PEAK_GFLOPS_PER_CORE overrides.
-double peak_flops(const std::string& precision);
-
 // Running mean of step times, leaving out the first step (warm-up: primitive creation).
 class StepStats {
  public:

@@ -2,17 +2,11 @@
 
 #include <algorithm>
 
-#include "kernels/cpu/adamw.h"
-
 namespace lt {
 
-size_t ShardedAdamW::padded_size(const ParamLayout& layout, int dp_size) {
-  size_t unit = size_t(dp_size) * 16;
-  return (layout.total() + unit - 1) / unit * unit;
-}
-
-ShardedAdamW::ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, int dp_rank, int dp_size, bool zero1)
-    : cfg_(cfg), padded_(padded_size(layout, dp_size)), zero1_(zero1) {
+ShardedAdamW::ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, int dp_rank, int dp_size, bool zero1,
+                           Backend& backend)
+    : cfg_(cfg), padded_(padded_params(layout.total(), dp_size)), zero1_(zero1), backend_(backend) {
   size_t part = padded_ / size_t(dp_size);
   begin_ = zero1 ? size_t(dp_rank) * part : 0;
   end_ = zero1 ? begin_ + part : padded_;
@@ -30,27 +24,19 @@ ShardedAdamW::ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, in
         s.tp_rank % ld.kv_replicas != 0)
       counted = false;  // the same KV head lives on kv_replicas ranks
     if (p.tied_copy) counted = false;  // the first stage counts the embedding
-    segments_.push_back({b, e, decay, counted});
+    segments_.push_back({b - begin_, e - begin_, decay, counted});
   }
-  size_t n = end_ - begin_;
-  m_ = Buffer(n * sizeof(float));
-  v_ = Buffer(n * sizeof(float));
+  m_ = backend.alloc(end_ - begin_);
+  v_ = backend.alloc(end_ - begin_);
 }
 
 double ShardedAdamW::range_sum_squares(const float* grad_range) const {
-  double total = 0;
-  for (const auto& seg : segments_)
-    if (seg.count_in_norm) total += cpu::sum_squares(grad_range + (seg.begin - begin_), int64_t(seg.end - seg.begin));
-  return total;
+  return backend_.sum_squares(grad_range, segments_);
 }
 
 void ShardedAdamW::update(float* weights, const float* grad_range, double lr, float grad_scale, int64_t t) {
-  for (const auto& seg : segments_) {
-    size_t off = seg.begin - begin_;
-    cpu::AdamWParams a{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, seg.decay ? cfg_.weight_decay : 0.0, t, grad_scale};
-    cpu::adamw_update(weights + seg.begin, grad_range + off, m_.as<float>() + off, v_.as<float>() + off,
-                      int64_t(seg.end - seg.begin), a);
-  }
+  const AdamWHyper h{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, t, grad_scale};
+  backend_.adamw(weights + begin_, grad_range, m_.data(), v_.data(), segments_, h);
 }
 
 }  // namespace lt

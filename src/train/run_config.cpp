@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -12,57 +12,115 @@ namespace lt {
 
 namespace {
 
-enum class Type { Int, Float, Bool, String, IntList };
-
+// The declaration list as data: one entry per key, with a parser that fills the RunConfig field.
 struct KeySpec {
   const char* key;
-  Type type;
   const char* def;  // nullptr: required
+  KeyRange range;
   const char* help;
+  std::string (*type)();
+  std::string (*allowed)(KeyRange);
+  void (*parse)(RunConfig&, const char* key, const std::string& text, KeyRange);
 };
 
-const KeySpec kRunKeys[] = {
-    {"model", Type::String, nullptr, "preset name, config.json, or Hugging Face model directory"},
-    {"init", Type::String, "", "initial weights: empty = seeded random; an HF directory, a llama2.c .bin, or a checkpoint"},
-    {"data.path", Type::String, nullptr, "dataset directory (llamatrain prepare) or raw uint16 token file"},
-    {"data.valid_path", Type::String, "", "held-out dataset for periodic evaluation"},
-    {"data.shuffle", Type::Bool, "true", "shuffle samples each epoch (seeded)"},
-    {"run.dir", Type::String, "runs/default", "run directory: metrics.jsonl, TensorBoard events, checkpoints"},
-    {"train.steps", Type::Int, nullptr, "optimizer steps"},
-    {"train.global_batch_size", Type::Int, nullptr, "sequences per optimizer step, all data-parallel ranks"},
-    {"train.micro_batch_size", Type::Int, "1", "sequences per forward/backward pass"},
-    {"train.seq_len", Type::Int, nullptr, "tokens per sequence"},
-    {"train.seed", Type::Int, "1234", "seed for init and data order"},
-    {"train.precision", Type::String, "fp32", "fp32, or bf16 (bf16 GEMMs with fp32 accumulation and fp32 master weights)"},
-    {"train.recompute", Type::Bool, "false", "full activation recomputation per layer"},
-    {"train.pack_weights", Type::Bool, "true", "fp32: GEMM-ready packed copies of the weights (+8 B per weight, faster); bf16 always packs"},
-    {"train.log_every", Type::Int, "1", "console line every N steps"},
-    {"train.threads", Type::Int, "0", "OpenMP threads per rank (0 = cores / local ranks)"},
-    {"optim.lr", Type::Float, "3e-4", "peak learning rate"},
-    {"optim.min_lr", Type::Float, "3e-5", "final learning rate of the decay"},
-    {"optim.warmup_steps", Type::Int, "0", "linear warm-up steps (must be < train.steps)"},
-    {"optim.decay_steps", Type::Int, "0", "steps of warm-up + decay (0 = train.steps)"},
-    {"optim.schedule", Type::String, "cosine", "cosine | linear | constant"},
-    {"optim.weight_decay", Type::Float, "0.1", "decoupled weight decay (never on norm weights)"},
-    {"optim.beta1", Type::Float, "0.9", "AdamW beta1"},
-    {"optim.beta2", Type::Float, "0.95", "AdamW beta2"},
-    {"optim.eps", Type::Float, "1e-8", "AdamW epsilon"},
-    {"optim.grad_clip", Type::Float, "1.0", "clip the global gradient norm to this (0 = off)"},
-    {"optim.decay_embeddings", Type::Bool, "true", "apply weight decay to the embedding and LM head"},
-    {"parallel.tp", Type::Int, "1", "tensor-parallel degree"},
-    {"parallel.pp", Type::Int, "1", "pipeline-parallel degree"},
-    {"parallel.zero1", Type::Bool, "true", "shard optimizer state over data-parallel ranks (ZeRO-1)"},
-    {"parallel.sequence_parallel", Type::Bool, "false", "split the activations between the tp regions (norms, residual) over the tp ranks along tokens (Megatron's --sequence-parallel); needs tp > 1 (no effect at tp 1) and micro_batch_size x seq_len divisible by tp"},
-    {"parallel.stage_starts", Type::IntList, "", "first layer of each pipeline stage, e.g. [0,2,4] (default: even)"},
-    {"checkpoint.dir", Type::String, "", "checkpoint directory (default: <run.dir>/checkpoints)"},
-    {"checkpoint.every", Type::Int, "0", "save every N steps (0 = only at the end)"},
-    {"checkpoint.keep", Type::Int, "3", "keep the newest K checkpoints"},
-    {"checkpoint.resume", Type::String, "auto", "auto (newest complete checkpoint) | none | a step directory"},
-    {"checkpoint.remote", Type::String, "", "copy checkpoints to s3://bucket/prefix or a directory; restore from it when the local dir is empty"},
-    {"train.nan_policy", Type::String, "skip", "on a non-finite loss or gradient norm: skip the update, rollback to the last checkpoint, or fail"},
-    {"eval.every", Type::Int, "0", "evaluate on data.valid_path every N steps (0 = off)"},
-    {"eval.batches", Type::Int, "8", "micro-batches per evaluation"},
-};
+template <class T>
+constexpr bool kIsEnum = std::is_enum_v<T>;
+
+template <class T>
+std::string type_name() {
+  if constexpr (std::is_same_v<T, std::string>) return "string";
+  else if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_same_v<T, double>) return "number";
+  else if constexpr (std::is_same_v<T, std::vector<int>>) return "int list";
+  else if constexpr (kIsEnum<T>) return "enum";
+  else return "int";
+}
+
+std::string number_text(double x) {
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  return fmt::format("{:g}", x);
+}
+
+template <class T>
+std::string allowed_text(KeyRange r) {
+  if constexpr (kIsEnum<T>) return enum_choices<T>(", ");
+  else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool>) return "";
+  else if (std::isinf(r.lo) && std::isinf(r.hi)) return "";
+  else if (std::isinf(r.hi)) return ">= " + number_text(r.lo);
+  else return "[" + number_text(r.lo) + ", " + number_text(r.hi) + (r.hi_open ? ")" : "]");
+}
+
+int64_t to_int(const char* key, const std::string& v) {
+  try {
+    size_t pos = 0;
+    double d = std::stod(v, &pos);  // accepts 1e3 and 1000
+    if (pos == v.size() && std::floor(d) == d && std::abs(d) < 9.2e18) return int64_t(d);
+  } catch (...) {
+  }
+  fail("config key '{}': expected an integer, got '{}'", key, v);
+}
+double to_float(const char* key, const std::string& v) {
+  try {
+    size_t pos = 0;
+    double d = std::stod(v, &pos);
+    if (pos == v.size() && std::isfinite(d)) return d;
+  } catch (...) {
+  }
+  fail("config key '{}': expected a number, got '{}'", key, v);
+}
+bool to_bool(const char* key, const std::string& v) {
+  if (v == "true" || v == "True" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "False" || v == "0" || v == "no" || v == "off") return false;
+  fail("config key '{}': expected true or false, got '{}'", key, v);
+}
+void check_range(const char* key, double x, KeyRange r, const std::string& text) {
+  if (x >= r.lo && (r.hi_open ? x < r.hi : x <= r.hi)) return;
+  if (std::isinf(r.hi)) fail("config key '{}' must be >= {}, got {}", key, number_text(r.lo), text);
+  fail("config key '{}' must be in [{}, {}{}, got {}", key, number_text(r.lo), number_text(r.hi), r.hi_open ? ")" : "]",
+       text);
+}
+
+template <class T>
+void parse_value(T& out, const char* key, const std::string& v, KeyRange r) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    out = v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    out = to_bool(key, v);
+  } else if constexpr (std::is_same_v<T, double>) {
+    out = to_float(key, v);
+    check_range(key, out, r, v);
+  } else if constexpr (kIsEnum<T>) {
+    auto e = parse_enum<T>(v);
+    if (!e) fail("config key '{}': expected {}, got '{}'", key, enum_choices<T>(), v);
+    out = *e;
+  } else if constexpr (std::is_same_v<T, std::vector<int>>) {
+    out.clear();
+    size_t p = 0;
+    while (!v.empty() && p <= v.size()) {
+      size_t q = v.find(',', p);
+      if (q == std::string::npos) q = v.size();
+      std::string item = v.substr(p, q - p);
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      int64_t x = to_int(key, item);
+      check_range(key, double(x), r, item);
+      out.push_back(int(x));
+      p = q + 1;
+    }
+  } else {
+    int64_t x = to_int(key, v);
+    check_range(key, double(x), r, v);
+    LT_CHECK(x >= int64_t(std::numeric_limits<T>::min()) && uint64_t(x) <= uint64_t(std::numeric_limits<T>::max()),
+             "config key '{}': {} does not fit", key, v);
+    out = T(x);
+  }
+}
+
+#define LT_KEY_SPEC(key, field, type, def, range, help)                                                      \
+  KeySpec{key, def, range, help, &type_name<type>, &allowed_text<type>,                                      \
+          [](RunConfig& c, const char* k, const std::string& v, KeyRange r) { parse_value(c.field, k, v, r); }},
+const KeySpec kRunKeys[] = {LT_RUN_CONFIG_KEYS(LT_KEY_SPEC)};
+#undef LT_KEY_SPEC
 
 const KeySpec* find_key(const std::string& k) {
   for (const auto& s : kRunKeys)
@@ -114,28 +172,23 @@ void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::st
   }
 }
 
-int64_t to_int(const std::string& key, const std::string& v) {
-  try {
-    size_t pos = 0;
-    double d = std::stod(v, &pos);  // accepts 1e3 and 1000
-    if (pos == v.size() && std::floor(d) == d && std::abs(d) < 9.2e18) return int64_t(d);
-  } catch (...) {
-  }
-  fail("config key '{}': expected an integer, got '{}'", key, v);
-}
-double to_float(const std::string& key, const std::string& v) {
-  try {
-    size_t pos = 0;
-    double d = std::stod(v, &pos);
-    if (pos == v.size() && std::isfinite(d)) return d;
-  } catch (...) {
-  }
-  fail("config key '{}': expected a number, got '{}'", key, v);
-}
-bool to_bool(const std::string& key, const std::string& v) {
-  if (v == "true" || v == "True" || v == "1" || v == "yes" || v == "on") return true;
-  if (v == "false" || v == "False" || v == "0" || v == "no" || v == "off") return false;
-  fail("config key '{}': expected true or false, got '{}'", key, v);
+// Rules that relate several keys (each key's own type and range are checked by the table).
+void check_relations(RunConfig& c) {
+  if (c.checkpoint_dir.empty()) c.checkpoint_dir = c.run_dir + "/checkpoints";
+  LT_CHECK(!c.sequence_parallel || c.tp == 1 || (int64_t(c.micro_batch_size) * c.seq_len) % c.tp == 0,
+           "config key 'parallel.sequence_parallel': train.micro_batch_size x train.seq_len = {} x {} = {} tokens "
+           "per micro-batch must be divisible by parallel.tp = {}",
+           c.micro_batch_size, c.seq_len, int64_t(c.micro_batch_size) * c.seq_len, c.tp);
+  LT_CHECK(c.min_lr <= c.lr, "config key 'optim.min_lr' = {} must be in [0, optim.lr = {}]", c.min_lr, c.lr);
+  // The seed's sample warmed up for longer than it trained: the LR never reached its peak.
+  LT_CHECK(c.warmup_steps < c.steps,
+           "config key 'optim.warmup_steps' = {} must be smaller than train.steps = {} (the learning rate would "
+           "never reach optim.lr)",
+           c.warmup_steps, c.steps);
+  if (c.decay_steps == 0) c.decay_steps = c.steps;
+  LT_CHECK(c.decay_steps > c.warmup_steps, "config key 'optim.decay_steps' = {} must exceed optim.warmup_steps = {}",
+           c.decay_steps, c.warmup_steps);
+  LT_CHECK(c.eval_every == 0 || !c.valid_path.empty(), "config key 'eval.every' is set but data.valid_path is empty");
 }
 
 }  // namespace
@@ -164,120 +217,40 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
     if (!val.empty() && val.front() == '[' && val.back() == ']') val = val.substr(1, val.size() - 2);
     v[key] = val;
   }
+  RunConfig c;
   for (const auto& s : kRunKeys) {
     if (!v.count(s.key)) {
       LT_CHECK(s.def != nullptr, "config key '{}' is required ({})", s.key, s.help);
       v[s.key] = s.def;
     }
+    s.parse(c, s.key, v[s.key], s.range);
   }
-  RunConfig c;
   c.resolved = v;
-  auto S = [&](const char* k) { return v.at(k); };
-  auto I = [&](const char* k) { return to_int(k, v.at(k)); };
-  auto F = [&](const char* k) { return to_float(k, v.at(k)); };
-  auto B = [&](const char* k) { return to_bool(k, v.at(k)); };
-  c.model = S("model");
-  c.init = S("init");
-  c.data_path = S("data.path");
-  c.valid_path = S("data.valid_path");
-  c.data_shuffle = B("data.shuffle");
-  c.run_dir = S("run.dir");
-  c.steps = I("train.steps");
-  c.global_batch_size = int(I("train.global_batch_size"));
-  c.micro_batch_size = int(I("train.micro_batch_size"));
-  c.seq_len = int(I("train.seq_len"));
-  c.seed = uint64_t(I("train.seed"));
-  c.precision = S("train.precision");
-  c.recompute = B("train.recompute");
-  c.pack_weights = B("train.pack_weights");
-  c.log_every = int(I("train.log_every"));
-  c.threads = int(I("train.threads"));
-  c.lr = F("optim.lr");
-  c.min_lr = F("optim.min_lr");
-  c.warmup_steps = I("optim.warmup_steps");
-  c.decay_steps = I("optim.decay_steps");
-  c.schedule = S("optim.schedule");
-  c.weight_decay = F("optim.weight_decay");
-  c.beta1 = F("optim.beta1");
-  c.beta2 = F("optim.beta2");
-  c.eps = F("optim.eps");
-  c.grad_clip = F("optim.grad_clip");
-  c.decay_embeddings = B("optim.decay_embeddings");
-  c.tp = int(I("parallel.tp"));
-  c.pp = int(I("parallel.pp"));
-  c.zero1 = B("parallel.zero1");
-  c.sequence_parallel = B("parallel.sequence_parallel");
-  if (!v["parallel.stage_starts"].empty()) {
-    std::string s = v["parallel.stage_starts"];
-    size_t p = 0;
-    while (p <= s.size()) {
-      size_t q = s.find(',', p);
-      if (q == std::string::npos) q = s.size();
-      std::string item = s.substr(p, q - p);
-      item.erase(0, item.find_first_not_of(' '));
-      c.stage_starts.push_back(int(to_int("parallel.stage_starts", item)));
-      p = q + 1;
-    }
-  }
-  c.checkpoint_dir = S("checkpoint.dir");
-  if (c.checkpoint_dir.empty()) c.checkpoint_dir = c.run_dir + "/checkpoints";
-  c.checkpoint_every = I("checkpoint.every");
-  c.checkpoint_keep = int(I("checkpoint.keep"));
-  c.resume = S("checkpoint.resume");
-  c.remote = S("checkpoint.remote");
-  c.nan_policy = S("train.nan_policy");
-  LT_CHECK(c.nan_policy == "skip" || c.nan_policy == "rollback" || c.nan_policy == "fail",
-           "config key 'train.nan_policy': expected skip, rollback or fail, got '{}'", c.nan_policy);
-  c.eval_every = I("eval.every");
-  c.eval_batches = int(I("eval.batches"));
-
-  auto positive = [](const char* key, int64_t x) { LT_CHECK(x > 0, "config key '{}' must be > 0, got {}", key, x); };
-  positive("train.steps", c.steps);
-  positive("train.global_batch_size", c.global_batch_size);
-  positive("train.micro_batch_size", c.micro_batch_size);
-  positive("train.seq_len", c.seq_len);
-  positive("train.log_every", c.log_every);
-  positive("parallel.tp", c.tp);
-  positive("parallel.pp", c.pp);
-  positive("checkpoint.keep", c.checkpoint_keep);
-  positive("eval.batches", c.eval_batches);
-  LT_CHECK(!c.sequence_parallel || c.tp == 1 || (int64_t(c.micro_batch_size) * c.seq_len) % c.tp == 0,
-           "config key 'parallel.sequence_parallel': train.micro_batch_size x train.seq_len = {} x {} = {} tokens "
-           "per micro-batch must be divisible by parallel.tp = {}",
-           c.micro_batch_size, c.seq_len, int64_t(c.micro_batch_size) * c.seq_len, c.tp);
-  LT_CHECK(c.threads >= 0, "config key 'train.threads' must be >= 0, got {}", c.threads);
-  LT_CHECK(c.precision == "fp32" || c.precision == "bf16",
-           "config key 'train.precision': expected fp32 or bf16, got '{}'", c.precision);
-  LT_CHECK(c.schedule == "cosine" || c.schedule == "linear" || c.schedule == "constant",
-           "config key 'optim.schedule': expected cosine, linear or constant, got '{}'", c.schedule);
-  LT_CHECK(c.lr > 0, "config key 'optim.lr' must be > 0, got {}", c.lr);
-  LT_CHECK(c.min_lr >= 0 && c.min_lr <= c.lr, "config key 'optim.min_lr' = {} must be in [0, optim.lr = {}]", c.min_lr,
-           c.lr);
-  LT_CHECK(c.warmup_steps >= 0, "config key 'optim.warmup_steps' must be >= 0");
-  // The seed's sample warmed up for longer than it trained: the LR never reached its peak.
-  LT_CHECK(c.warmup_steps < c.steps || c.steps == 0,
-           "config key 'optim.warmup_steps' = {} must be smaller than train.steps = {} (the learning rate would "
-           "never reach optim.lr)",
-           c.warmup_steps, c.steps);
-  LT_CHECK(c.decay_steps >= 0, "config key 'optim.decay_steps' must be >= 0");
-  if (c.decay_steps == 0) c.decay_steps = c.steps;
-  LT_CHECK(c.decay_steps > c.warmup_steps, "config key 'optim.decay_steps' = {} must exceed optim.warmup_steps = {}",
-           c.decay_steps, c.warmup_steps);
-  LT_CHECK(c.weight_decay >= 0, "config key 'optim.weight_decay' must be >= 0");
-  LT_CHECK(c.beta1 >= 0 && c.beta1 < 1, "config key 'optim.beta1' must be in [0, 1)");
-  LT_CHECK(c.beta2 >= 0 && c.beta2 < 1, "config key 'optim.beta2' must be in [0, 1)");
-  LT_CHECK(c.eps > 0, "config key 'optim.eps' must be > 0");
-  LT_CHECK(c.grad_clip >= 0, "config key 'optim.grad_clip' must be >= 0 (0 = off)");
-  LT_CHECK(c.checkpoint_every >= 0, "config key 'checkpoint.every' must be >= 0");
-  LT_CHECK(c.eval_every >= 0, "config key 'eval.every' must be >= 0");
-  LT_CHECK(c.eval_every == 0 || !c.valid_path.empty(), "config key 'eval.every' is set but data.valid_path is empty");
+  check_relations(c);
   return c;
 }
 
-std::string run_config_help() {
-  std::string out;
+std::vector<RunKeyInfo> run_config_keys() {
+  std::vector<RunKeyInfo> out;
   for (const auto& s : kRunKeys)
-    out += fmt::format("  {:<26} {:<14} {}\n", s.key, s.def ? (*s.def ? s.def : "\"\"") : "(required)", s.help);
+    out.push_back({s.key, s.type(), s.def ? (*s.def ? s.def : "\"\"") : "(required)", s.allowed(s.range), s.help});
+  return out;
+}
+
+std::string run_config_help(bool markdown) {
+  auto cell = [](std::string s) {  // a '|' would end a markdown table cell
+    for (size_t p = 0; (p = s.find('|', p)) != std::string::npos; p += 2) s.insert(p, "\\");
+    return s;
+  };
+  std::string out;
+  if (markdown) out += "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
+  for (const auto& k : run_config_keys()) {
+    if (markdown)
+      out += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.key, k.type, k.def == "\"\"" ? k.def : "`" + k.def + "`",
+                         cell(k.allowed), cell(k.help));
+    else
+      out += fmt::format("  {:<28} {:<8} {:<14} {:<22} {}\n", k.key, k.type, k.def, k.allowed, k.help);
+  }
   return out;
 }
 

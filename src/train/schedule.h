@@ -8,12 +8,19 @@
 // The state is the step alone, so a resumed run continues the same curve.
 #pragma once
 #include <cstdint>
-#include <string>
+#include <span>
+
+#include "core/enum_names.h"
 
 namespace lt {
 
+enum class ScheduleKind { cosine, linear, constant };
+constexpr EnumName<ScheduleKind> kScheduleNames[] = {
+    {ScheduleKind::cosine, "cosine"}, {ScheduleKind::linear, "linear"}, {ScheduleKind::constant, "constant"}};
+constexpr std::span<const EnumName<ScheduleKind>> enum_names(ScheduleKind) { return kScheduleNames; }
+
 struct LrSchedule {
-  std::string kind = "cosine";
+  ScheduleKind kind = ScheduleKind::cosine;
   double lr = 3e-4, min_lr = 3e-5;
   int64_t warmup = 0, decay = 1;
   double at(int64_t step) const;

@@ -10,7 +10,7 @@
 
 #include "core/buffer.h"
 #include "model/fixture.h"
-#include "model/llama.h"
+#include "model/stage_util.h"
 
 namespace lt {
 namespace {
@@ -31,25 +31,25 @@ class LlamaBf16Test : public ::testing::TestWithParam<std::string> {};
 TEST_P(LlamaBf16Test, MatchesFp32FixturesWithinBf16Tolerance) {
   test::Fixture fx(GetParam());
   ParamLayout layout(fx.config, ShardSpec{});
-  Buffer w(layout.total() * 4), g(layout.total() * 4);
-  fx.load_params(layout, w.as<float>());
   for (bool recompute : {false, true}) {
-    std::fill(g.as<float>(), g.as<float>() + layout.total(), 0.0f);
     StageOptions opt;
     opt.micro_batch = fx.B;
     opt.seq_len = fx.T;
     opt.recompute = recompute;
     opt.precision = Precision::bf16;
-    LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
-    stage.refresh_weights();
+    test::TestStage stage = test::make_cpu_stage(layout, opt);
+    fx.load_params(layout, stage->weights());
+    stage->refresh_weights();
+    const float* g = stage->grads();
     auto inputs = fx.i32("inputs");
     auto targets = fx.i32("targets");
     int count = 0;
     for (int t : targets) count += t >= 0;
-    double loss_sum = stage.forward(0, inputs.data(), nullptr, targets.data(), 1.0f / float(count), true);
+    stage->forward(0, inputs.data(), targets.data(), 1.0f / float(count), true);
+    const double loss_sum = stage->take_loss();
     std::vector<float> logits(size_t(fx.B) * fx.T * fx.config.vocab_size);
-    stage.logits(0, logits.data());
-    stage.backward(0, nullptr);
+    stage->logits(0, logits.data());
+    stage->backward(0);
     auto ref_logits = fx.f32("logits");
     EXPECT_LT(test::norm_rel_err(logits.data(), ref_logits.data(), logits.size()), kLogitsNormTol);
     EXPECT_LT(max_abs_err_scaled(logits.data(), ref_logits.data(), logits.size()), kElemRtol);
@@ -58,7 +58,7 @@ TEST_P(LlamaBf16Test, MatchesFp32FixturesWithinBf16Tolerance) {
     double worst = 0;
     for (const auto& p : layout.params()) {
       auto ref = fx.f32("grad." + p.name);
-      const float* a = g.as<float>() + p.offset;
+      const float* a = g + p.offset;
       const double e = test::norm_rel_err(a, ref.data(), p.numel);
       worst = std::max(worst, e);
       EXPECT_LT(e, kGradNormTol) << "gradient of " << p.name << (recompute ? " (recompute)" : "");

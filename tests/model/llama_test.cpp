@@ -1,5 +1,5 @@
 // The model's forward and backward against the PyTorch reference fixtures.
-#include "model/llama.h"
+#include "model/init.h"
 
 #include <gtest/gtest.h>
 
@@ -7,6 +7,7 @@
 
 #include "core/buffer.h"
 #include "model/fixture.h"
+#include "model/stage_util.h"
 
 namespace lt {
 namespace {
@@ -16,26 +17,26 @@ class LlamaFixtureTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(LlamaFixtureTest, LogitsLossAndGradientsMatchPyTorch) {
   test::Fixture fx(GetParam());
   ParamLayout layout(fx.config, ShardSpec{});
-  Buffer w(layout.total() * 4), g(layout.total() * 4);
-  fx.load_params(layout, w.as<float>());
   // Recomputation on / off; weights packed for the GEMMs (default) / read in place.
   for (auto [recompute, pack] : {std::pair{false, true}, {true, true}, {false, false}}) {
-    std::fill(g.as<float>(), g.as<float>() + layout.total(), 0.0f);
     StageOptions opt;
     opt.micro_batch = fx.B;
     opt.seq_len = fx.T;
     opt.recompute = recompute;
     opt.pack_weights = pack;
-    LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
+    test::TestStage stage = test::make_cpu_stage(layout, opt);
+    fx.load_params(layout, stage->weights());
+    const float* g = stage->grads();
     auto inputs = fx.i32("inputs");
     auto targets = fx.i32("targets");
     int count = 0;
     for (int t : targets) count += t >= 0;
-    double loss_sum = stage.forward(0, inputs.data(), nullptr, targets.data(), 1.0f / float(count), true);
+    stage->forward(0, inputs.data(), targets.data(), 1.0f / float(count), true);
+    const double loss_sum = stage->take_loss();
     // Logits before backward (backward does not touch the head's inputs).
     std::vector<float> logits(size_t(fx.B) * fx.T * fx.config.vocab_size);
-    stage.logits(0, logits.data());
-    stage.backward(0, nullptr);
+    stage->logits(0, logits.data());
+    stage->backward(0);
     auto ref_logits = fx.f32("logits");
     EXPECT_LT(test::norm_rel_err(logits.data(), ref_logits.data(), logits.size()), 1e-5) << "logits";
     float loss = float(loss_sum / count);
@@ -43,7 +44,7 @@ TEST_P(LlamaFixtureTest, LogitsLossAndGradientsMatchPyTorch) {
     for (const auto& p : layout.params()) {
       auto ref = fx.f32("grad." + p.name);
       ASSERT_EQ(ref.size(), p.numel) << p.name;
-      EXPECT_LT(test::norm_rel_err(g.as<float>() + p.offset, ref.data(), p.numel), 1e-4)
+      EXPECT_LT(test::norm_rel_err(g + p.offset, ref.data(), p.numel), 1e-4)
           << "gradient of " << p.name << (recompute ? " (recompute)" : "") << (pack ? "" : " (unpacked)");
     }
   }

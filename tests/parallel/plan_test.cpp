@@ -1,13 +1,16 @@
-// `plan` numbers against independent references: the model's own buffer sizes (LlamaStage),
-// the parameter count of the whole model, and hand-computed byte counts.
+// `plan` numbers against independent references: what a real CPU stage of the same layout
+// allocates, the parameter count of the whole model, and hand-computed byte counts.
 #include "parallel/plan.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/buffer.h"
 #include "core/error.h"
 #include "model/layout.h"
-#include "model/llama.h"
+#include "kernels/cpu/attention.h"
+#include "model/stage_util.h"
 
 namespace lt {
 
@@ -27,8 +30,9 @@ LlamaConfig tiny(int kv_heads = 4) {
 }  // namespace
 
 namespace {
-// What one LlamaStage (tp, pp, stage; micro-batch 2 x 48) allocates for activations, workspace
-// and bf16 buffers, and what the plan's functions say it allocates.
+// What one CPU stage (tp rank 0 of tp, pp, stage; micro-batch 2 x 48) allocates for
+// activations and workspace (bf16 buffers included), and what the plan of the same layout
+// (opt.slots micro-batches in flight) says that stage's buffers take.
 struct StageBytes {
   double actual, planned;
   int rows;
@@ -39,15 +43,21 @@ StageBytes stage_bytes(const LlamaConfig& c, int tp, int pp, int st, StageOption
   s.pp = pp;
   s.pp_rank = st;
   ParamLayout layout(c, s);
-  Buffer w(layout.total() * 4), g(layout.total() * 4);
   opt.micro_batch = 2;
   opt.seq_len = 48;
-  LlamaStage stage(layout, opt, w.as<float>(), g.as<float>());
-  const bool rec = opt.recompute, sp = opt.sequence_parallel;
-  double planned = stage_activation_bytes(c, tp, pp, st, 2, 48, opt.slots, rec, sp, 4) +
-                   stage_workspace_bytes(c, tp, pp, st, 2, 48, rec, sp, 4);
-  if (opt.precision == Precision::bf16) planned += stage_bf16_buffer_bytes(c, tp, pp, st, 2, 48);
-  return {double(stage.activation_bytes()), planned, stage.rows()};
+  test::TestStage stage = test::make_cpu_stage(layout, opt);
+  PlanOptions o;
+  o.shape = {1, tp * pp, tp, pp, 2 * opt.slots, 2, 48};  // opt.slots micro-batches: in flight on stage st
+  o.device = "cpu";
+  o.precision = opt.precision == Precision::bf16 ? "bf16" : "fp32";
+  o.recompute = opt.recompute;
+  o.sequence_parallel = opt.sequence_parallel;
+  o.pack_weights = opt.pack_weights;
+  const TrainPlan plan = make_train_plan(c, o);
+  const StageSizes& t = plan.tables[size_t(st)];
+  EXPECT_EQ(plan.stages[size_t(st)].in_flight, opt.slots);
+  return {stage->activation_bytes(), t.carved_bytes(MemKind::activations) + t.carved_bytes(MemKind::workspace),
+          stage->rows()};
 }
 }  // namespace
 
@@ -116,7 +126,11 @@ TEST(Plan, CountsTheAttentionScratchPerCore) {
       o.precision = prec;
       o.device = "cpu";
       const bool bf16 = std::string(prec) == "bf16";
-      const double per_thread = stage_attention_scratch_bytes(c, tp, 2, 64, bf16);
+      ShardSpec spec;
+      spec.tp = tp;
+      const LocalDims ld = local_dims(c, spec);
+      const double per_thread =
+          double(cpu::attention_backward_scratch_bytes({2, 64, ld.n_heads, ld.n_kv_heads, c.head_dim()}, bf16));
 #if defined(__AVX512BF16__)
       EXPECT_DOUBLE_EQ(per_thread, bf16 ? 512 + 32768 : 512) << prec << " tp " << tp;
 #endif
@@ -146,12 +160,13 @@ TEST(Plan, SeedLayoutNumbers) {
   int64_t total = 0;
   for (const auto& m : p.stages) total += m.params * 8;
   EXPECT_EQ(total - 7 * int64_t(161) * 8192, c.num_params());
-  // bf16: 2 B weights, 4 B gradients (+ the 1/dp reduce-scatter range), (4 master + 8 Adam)
-  // / dp with ZeRO-1.
+  // The CUDA stage in bf16: fp32 master weights plus a bf16 compute copy of every matrix (a
+  // middle stage: all of its parameters but the 20 norm vectors), 4 B gradients (+ the 1/dp
+  // reduce-scatter range), AdamW's m and v (8 B) / dp with ZeRO-1.
   const StageMemory& m = p.stages[3];
-  EXPECT_DOUBLE_EQ(m.weights, 2.0 * m.params);
-  EXPECT_NEAR(m.gradients, 4.0 * m.params * (1 + 1.0 / 16), 4.0);
-  EXPECT_NEAR(m.optimizer, 12.0 * m.params / 16, 12.0);
+  EXPECT_NEAR(m.weights, 4.0 * m.params + 2.0 * (m.params - 20 * 8192), 4.0 * 16 * 16 + 64);
+  EXPECT_NEAR(m.gradients, 4.0 * m.params * (1 + 1.0 / 16), 4.0 * 16 * 16 + 64);
+  EXPECT_NEAR(m.optimizer, 8.0 * m.params / 16, 8.0 * 16 + 128);
   EXPECT_EQ(m.in_flight, 5);  // 1F1B: pp - stage
   EXPECT_EQ(p.stages[0].in_flight, 8);
   // Model FLOPs: config.h's per-token count x tokens.
@@ -160,10 +175,14 @@ TEST(Plan, SeedLayoutNumbers) {
   EXPECT_GT(p.mfu, 0.2);
   EXPECT_LT(p.mfu, 0.4);  // below the kernel efficiency: bubble, recomputation, uneven stages
   EXPECT_NEAR(p.total_seconds, 1500 * p.step_seconds, 1e-6 * p.total_seconds);
-  // Without recomputation a layer keeps ~5.6 N·D values (without sequence parallelism the
-  // N·D ones are not sharded over tp), with recomputation only its input (N·D).
-  EXPECT_GT(m.activations_full, 4 * m.activations_recompute);
-  EXPECT_LT(m.activations_full, 6 * m.activations_recompute);
+  // Without recomputation a layer keeps, per token on a tp rank (D 8192, local q 1024, k and v
+  // 128 each, 8 heads, MLP 3584): x and x_mid in fp32 (8 D), ln1 and ln2 in bf16 (4 D), q/k/v,
+  // the attention output, gate|up and h in bf16 (2 x (1280 + 1024 + 7168 + 3584)), lse and
+  // rstd (4 x 8 + 8): 124,456 B; with recomputation only its fp32 input (4 D = 32,768 B). Per
+  // micro-batch in flight the stage also keeps its fp32 output, final norm (bf16) and rstd,
+  // and the tokens: 6 D + 8 B per token (4096 tokens, 10 layers, 5 in flight).
+  EXPECT_DOUBLE_EQ(m.activations_full, 5.0 * 4096 * (10 * 124456 + 6 * 8192 + 8));
+  EXPECT_DOUBLE_EQ(m.activations_recompute, 5.0 * 4096 * (10 * 32768 + 6 * 8192 + 8));
 }
 
 TEST(Plan, SingleRankFp32ByHand) {
@@ -185,14 +204,23 @@ TEST(Plan, SingleRankFp32ByHand) {
   o.pack_weights = false;  // train.pack_weights=false: the fp32 weights only
   EXPECT_DOUBLE_EQ(make_train_plan(c, o).stages[0].weights, 4.0 * m.params);
   o.pack_weights = true;
-  // Per layer, N = 2*64 tokens: 4 N·D + 2 N + 2 N·Q + 2 N·KV + N·H + 3 N·F floats, plus 256 pad.
+  // Per layer, N = 2*64 tokens: 4 N·D + 2 N + 2 N·Q + 2 N·KV + N·H + 3 N·F floats (every buffer
+  // here is a whole number of 64-byte lines, so the table adds no padding).
   const double N = 128, D = 64, Q = 64, KV = 32, H = 8, F = 128;
-  const double layer = 4 * N * D + 2 * N + 2 * N * Q + 2 * N * KV + N * H + 3 * N * F + 256;
+  const double layer = 4 * N * D + 2 * N + 2 * N * Q + 2 * N * KV + N * H + 3 * N * F;
   EXPECT_DOUBLE_EQ(m.activations_full, 4 * (5 * layer + N + 2 * N * D + N));
   EXPECT_DOUBLE_EQ(m.activations_recompute, 4 * (5 * N * D + N + 2 * N * D + N));
   EXPECT_EQ(p.layout.bubble(), 0.0);
-  // Alone: no comm or pipeline buffers; the data loader's samples, inputs and targets.
-  EXPECT_DOUBLE_EQ(m.workspace, stage_workspace_bytes(c, 1, 1, 0, 2, 64, false, false, 4) + 3 * 4 * 65 * 4);
+  // Alone: no comm or pipeline buffers. One layer's backward (d_res, d_ln: N·D; d_q, d_att:
+  // N·Q; d_k, d_v: N·KV; d_gate, d_up, d_h: N·F), the LM head's one chunk of all 128 rows
+  // (logits 128 x 301, max, lse, 2 stats), the RoPE tables (2 x 64 x 4), the attention
+  // backward's per-thread buffer (one core: D = rowsum(dO∘O) for 128 rows x 8 heads, 4 KiB),
+  // and the data loader's samples, inputs and targets (3 x 4 sequences of 65 tokens).
+  const double logits_lines = std::ceil(128.0 * 301 * 4 / 64) * 64;
+  const double backward = 4 * (2 * N * D + 2 * N * Q + 2 * N * KV + 3 * N * F);
+  EXPECT_DOUBLE_EQ(m.workspace, backward + logits_lines + 4 * (4 * 128) + 4 * (2 * 64 * 4) +
+                                    double(cpu::attention_backward_scratch_bytes({2, 64, 8, 4, 8}, false)) +
+                                    3 * 4 * 65 * 4);
 }
 
 TEST(Plan, BadInputs) {

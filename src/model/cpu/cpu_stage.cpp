@@ -1,11 +1,10 @@
-#include "model/llama.h"
+#include "model/cpu/cpu_stage.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
-#include "core/rng.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/cross_entropy.h"
@@ -14,6 +13,7 @@
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "model/buffer_carver.h"
 
 namespace lt {
 
@@ -26,15 +26,17 @@ void add_inplace(float* y, const float* x, int64_t n) {
 }
 }  // namespace
 
-LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float* weights, float* grads,
-                       TensorParallelOps* tp)
-    : layout_(layout), c_(layout.config()), ld_(local_dims(layout.config(), layout.shard())), opt_(opt),
-      tp_(tp ? tp : &default_tp_), weights_(weights), bf16_(opt.precision == Precision::bf16) {
+CpuStage::CpuStage(const ParamLayout& layout, const StageGeometry& g, TensorParallelOps* tp)
+    : Stage(layout, g.options, cpu_stage_sizes(g), lt::padded_params(layout.total(), g.dp)),
+      c_(layout.config()),
+      ld_(local_dims(layout.config(), layout.shard())),
+      tp_(tp ? tp : &default_tp_),
+      bf16_(g.options.precision == Precision::bf16) {
+  const StageOptions& opt = opt_;
   LT_CHECK(opt.micro_batch >= 1 && opt.seq_len >= 1 && opt.slots >= 1, "stage: bad micro-batch shape");
   LT_CHECK(opt.seq_len <= c_.max_seq_len, "train.seq_len = {} exceeds the model's max_position_embeddings = {}",
            opt.seq_len, c_.max_seq_len);
-  w_ = make_views(layout, weights);
-  g_ = make_views(layout, grads);
+  const StageDims d = stage_dims(g);
   B_ = opt.micro_batch;
   T_ = opt.seq_len;
   N_ = B_ * T_;
@@ -43,126 +45,99 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   qdim_ = ld_.n_heads * hd_;
   kvdim_ = ld_.n_kv_heads * hd_;
   F_ = ld_.hidden;
-  const int tp_size = layout.shard().tp;
-  sp_ = opt.sequence_parallel && tp_size > 1;
-  LT_CHECK(!sp_ || N_ % tp_size == 0,
-           "parallel.sequence_parallel: train.micro_batch_size x train.seq_len = {} x {} = {} tokens per micro-batch "
-           "must be divisible by parallel.tp = {}",
-           B_, T_, N_, tp_size);
-  Nl_ = sp_ ? N_ / tp_size : N_;
-  // Nr: rows of the residual stream and the norms (split over tp with sequence parallelism).
-  const int64_t N = N_, Nr = Nl_, D = D_, Q = qdim_, KV = kvdim_, F = F_, Hl = ld_.n_heads;
-  const int nl = layout.layers().end - layout.layers().begin;
-  const bool last = layout.last_stage();
-  head_rows_ = last ? head_chunk_rows(N, ld_.vocab) : 0;
+  sp_ = d.sp;
+  Nl_ = int(d.Nr);
+  head_rows_ = d.head_rows;
 
-  // Sizes of one layer's full activation record.
-  const int64_t layer_full = 2 * Nr * D + Nr + N * Q + 2 * N * KV + N * Q + N * Hl + 2 * Nr * D + Nr + 3 * N * F;
-  auto round16 = [](int64_t n) { return (n + 15) / 16 * 16; };
-  int64_t per_slot = round16(N) /*tokens*/ + 2 * round16(Nr * D) + round16(Nr);
-  per_slot += nl * (opt.recompute ? round16(Nr * D) : layer_full + 16 * 16);
-  int64_t acts_floats = per_slot * opt.slots;
-  int64_t work_floats = (opt.recompute ? layer_full + 16 * 16 + round16(Nr * D) : 0) + round16(Nr * D) +
-                        round16(N * D) + (sp_ ? round16(N * D) : 0) +
-                        2 * round16(N * Q) + 2 * round16(N * KV) + 3 * round16(N * F) +
-                        round16(head_rows_ * ld_.vocab) + 4 * round16(head_rows_) + 2 * round16(T_ * hd_ / 2);
-  acts_ = Buffer(size_t(acts_floats) * sizeof(float));
-  work_ = Buffer(size_t(work_floats) * sizeof(float));
-
-  float* ap = acts_.as<float>();
-  float* wp = work_.as<float>();
-  auto take = [](float*& p, int64_t n) {
-    float* r = p;
-    p += (n + 15) / 16 * 16;
-    return r;
-  };
-  auto full_layer = [&](float*& p) {
+  // Every buffer below comes from the size table (cpu_sizes.cpp); the carvers check that what
+  // is taken is exactly what the table lists.
+  weights_ = Buffer(size_t(sizes_.carved_bytes(MemKind::weights)));
+  grads_ = Buffer(size_t(sizes_.carved_bytes(MemKind::gradients)));
+  acts_ = Buffer(size_t(sizes_.carved_bytes(MemKind::activations)));
+  work_ = Buffer(size_t(sizes_.carved_bytes(MemKind::workspace)));
+  BufferCarver wc(sizes_, MemKind::weights, weights_.data()), gc(sizes_, MemKind::gradients, grads_.data());
+  wc.floats("weights");
+  w_ = make_views(layout, weights());
+  if (!opt.forward_only) g_ = make_views(layout, gc.floats("grads"));
+  BufferCarver ac(sizes_, MemKind::activations, acts_.data()), kc(sizes_, MemKind::workspace, work_.data());
+  auto record = [&](BufferCarver& c, const std::string& prefix, float* x) {
     LayerActs a;
-    a.x = take(p, Nr * D);
-    a.ln1 = take(p, Nr * D);
-    a.rstd1 = take(p, Nr);
-    a.q = take(p, N * Q);
-    a.k = take(p, N * KV);
-    a.v = take(p, N * KV);
-    a.att = take(p, N * Q);
-    a.lse = take(p, N * Hl);
-    a.x_mid = take(p, Nr * D);
-    a.ln2 = take(p, Nr * D);
-    a.rstd2 = take(p, Nr);
-    a.gate = take(p, N * F);
-    a.up = take(p, N * F);
-    a.h = take(p, N * F);
+    a.x = x;
+    a.ln1 = c.floats(prefix + "ln1");
+    a.rstd1 = c.floats(prefix + "rstd1");
+    a.q = c.floats(prefix + "q");
+    a.k = c.floats(prefix + "k");
+    a.v = c.floats(prefix + "v");
+    a.att = c.floats(prefix + "att");
+    a.lse = c.floats(prefix + "lse");
+    a.x_mid = c.floats(prefix + "x_mid");
+    a.ln2 = c.floats(prefix + "ln2");
+    a.rstd2 = c.floats(prefix + "rstd2");
+    a.gate = c.floats(prefix + "gate");
+    a.up = c.floats(prefix + "up");
+    a.h = c.floats(prefix + "h");
     return a;
   };
-  if (opt.recompute) {
-    recompute_ = full_layer(wp);
-    recompute_out_ = take(wp, Nr * D);
+  if (opt.recompute && d.layers > 0) {
+    recompute_ = record(kc, "recompute.", nullptr);
+    recompute_out_ = kc.floats("recompute.out");
   }
   slots_.resize(size_t(opt.slots));
   for (auto& s : slots_) {
-    s.tokens = reinterpret_cast<int32_t*>(take(ap, N));
-    for (int l = 0; l < nl; ++l) {
+    s.tokens = ac.take<int32_t>("tokens");
+    for (int l = 0; l < d.layers; ++l) {
+      float* x = ac.floats("layer.x");
       if (opt.recompute) {
         LayerActs a{};
-        a.x = take(ap, Nr * D);
+        a.x = x;
         s.layers.push_back(a);
       } else {
-        s.layers.push_back(full_layer(ap));
+        s.layers.push_back(record(ac, "layer.", x));
       }
     }
-    s.x_final = take(ap, Nr * D);
-    s.lnf = take(ap, Nr * D);
-    s.rstdf = take(ap, Nr);
+    s.x_final = ac.floats("x_final");
+    s.lnf = ac.floats("lnf");
+    s.rstdf = ac.floats("rstdf");
   }
-  d_res_ = take(wp, Nr * D);
-  d_ln_ = take(wp, N * D);
-  if (sp_) full_ = take(wp, N * D);
-  d_q_ = take(wp, N * Q);
-  d_att_ = take(wp, N * Q);
-  d_k_ = take(wp, N * KV);
-  d_v_ = take(wp, N * KV);
-  d_gate_ = take(wp, N * F);
-  d_up_ = take(wp, N * F);
-  d_h_ = take(wp, N * F);
-  logits_ = take(wp, head_rows_ * ld_.vocab);
-  ce_mx_ = take(wp, head_rows_);
-  ce_lse_ = take(wp, head_rows_);
-  ce_st_ = take(wp, 2 * head_rows_);
-  rope_cos_ = take(wp, T_ * hd_ / 2);
-  rope_sin_ = take(wp, T_ * hd_ / 2);
+  if (sp_) full_ = kc.floats("sp.rows");
+  if (!opt.forward_only) {
+    d_res_ = kc.floats("d_res");
+    d_ln_ = kc.floats("d_ln");
+    d_q_ = kc.floats("d_q");
+    d_att_ = kc.floats("d_att");
+    d_k_ = kc.floats("d_k");
+    d_v_ = kc.floats("d_v");
+    d_gate_ = kc.floats("d_gate");
+    d_up_ = kc.floats("d_up");
+    d_h_ = kc.floats("d_h");
+  }
+  if (d.last) {
+    logits_ = kc.floats("head.logits");
+    ce_mx_ = kc.floats("head.max");
+    ce_lse_ = kc.floats("head.lse");
+    ce_st_ = kc.floats("head.stats");
+  }
+  rope_cos_ = kc.floats("rope.cos");
+  rope_sin_ = kc.floats("rope.sin");
   cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, c_.rope_theta);
   if (bf16_) {
-    const Bf16Buffers sz = bf16_buffers(N, D, Q, KV, F, head_rows_, ld_.vocab);
-    bf16_work_ = Buffer(size_t(sz.total()) * sizeof(bf16));
-    cvt_[0] = bf16_work_.as<bf16>();
-    cvt_[1] = cvt_[0] + sz.a;
-    cvt_[2] = cvt_[1] + sz.b;
-    cvt_dyt_ = cvt_[2] + sz.shared;
+    cvt_[0] = kc.take<bf16>("bf16.a");
+    cvt_[1] = kc.take<bf16>("bf16.b");
+    cvt_[2] = kc.take<bf16>("bf16.shared");
+    cvt_dyt_ = kc.take<bf16>("bf16.dyt");
   }
+  for (const BufferCarver* c : {&wc, &gc, &ac, &kc}) c->finish();
   if (bf16_ || opt.pack_weights) plan_packed();
 }
 
-void TensorParallelOps::all_gather_rows(const float* local, float* full, int64_t n_local) {
-  if (full != local) std::memcpy(full, local, sizeof(float) * size_t(n_local));
-}
-void TensorParallelOps::reduce_scatter_rows(const float* full, float* local, int64_t n_local) {
-  if (full != local) std::memcpy(local, full, sizeof(float) * size_t(n_local));
-}
-
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  fail("train.precision: expected fp32 or bf16, got '{}'", name);
-}
-
-void LlamaStage::refresh_weights() {
+void CpuStage::refresh_weights() {
   for (auto& [key, g] : packed_) g->pack(key.first);
   packed_fresh_ = true;
 }
 
-LlamaStage::Mat LlamaStage::wmat(const float* w) const { return {w, nullptr, true}; }
+CpuStage::Mat CpuStage::wmat(const float* w) const { return {w, nullptr, true}; }
 
-void LlamaStage::plan_packed() {
+void CpuStage::plan_packed() {
   struct Use {
     const float* w;
     int64_t M, N, K;
@@ -198,13 +173,13 @@ void LlamaStage::plan_packed() {
     packed_[{uses[i].w, uses[i].tb}]->bind(static_cast<char*>(packed_store_.data()) + offsets[i]);
 }
 
-LlamaStage::Mat LlamaStage::cvt(const float* x, int64_t n, int buf) {
+CpuStage::Mat CpuStage::cvt(const float* x, int64_t n, int buf) {
   if (!bf16_) return {x, nullptr};
   cpu::to_bf16(x, cvt_[buf], n);
   return {x, cvt_[buf]};
 }
 
-void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc) {
+void CpuStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc) {
   if (B.weight && !ta && !packed_.empty()) {
     if (!packed_fresh_) refresh_weights();
     auto it = packed_.find({B.f, tb});
@@ -219,7 +194,7 @@ void LlamaStage::mm(Mat A, Mat B, float* C, int64_t M, int64_t N, int64_t K, boo
   cpu::matmul_bf16(A.h, B.h, C, M, N, K, ta, tb, acc);
 }
 
-void LlamaStage::wgrad(const float* x, int64_t in, std::initializer_list<WGrad> parts) {
+void CpuStage::wgrad(const float* x, int64_t in, std::initializer_list<WGrad> parts) {
   if (!bf16_) {
     for (const WGrad& p : parts) mm({p.dy, nullptr}, {x, nullptr}, p.dw, p.out, in, N_, true, false, true);
     return;
@@ -238,37 +213,35 @@ void LlamaStage::wgrad(const float* x, int64_t in, std::initializer_list<WGrad> 
   }
 }
 
-LlamaStage::Mat LlamaStage::cvt_dy(const float* dy, int64_t cols, int buf, int64_t row) {
+CpuStage::Mat CpuStage::cvt_dy(const float* dy, int64_t cols, int buf, int64_t row) {
   if (!bf16_) return {dy, nullptr};
   cpu::to_bf16_transposed(dy, N_, cols, cvt_dyt_ + row * N_, N_, cvt_[buf]);
   return {dy, cvt_[buf]};
 }
 
-void LlamaStage::logits(int slot, float* out) const {
+void CpuStage::logits(int slot, float* out) {
   LT_CHECK(layout_.last_stage(), "logits: only the last pipeline stage has the LM head");
-  auto* self = const_cast<LlamaStage*>(this);  // gather and conversion scratch, packed weights
-  const float* lnf = self->gather_rows(slots_[size_t(slot)].lnf);
+  const float* lnf = gather_rows(slots_[size_t(slot)].lnf);
   for (int64_t r0 = 0; r0 < N_; r0 += head_rows_) {  // the head's chunks: its packed shapes
     const int64_t R = std::min<int64_t>(head_rows_, N_ - r0);
-    self->mm(self->cvt(lnf + r0 * D_, R * D_, 2), wmat(w_.lm_head), out + r0 * ld_.vocab, R, ld_.vocab, D_, false,
-             true, false);
+    mm(cvt(lnf + r0 * D_, R * D_, 2), wmat(w_.lm_head), out + r0 * ld_.vocab, R, ld_.vocab, D_, false, true, false);
   }
 }
 
-const float* LlamaStage::gather_rows(const float* local) {
+const float* CpuStage::gather_rows(const float* local) {
   if (!sp_) return local;
   tp_->all_gather_rows(local, full_, int64_t(Nl_) * D_);
   return full_;
 }
 
-void LlamaStage::sum_partial(float* partial, float* out) {
+void CpuStage::sum_partial(float* partial, float* out) {
   if (sp_)
     tp_->reduce_scatter_rows(partial, out, int64_t(Nl_) * D_);
   else
     tp_->reduce_partial(out, int64_t(N_) * D_);
 }
 
-const float* LlamaStage::sum_input_grad() {
+const float* CpuStage::sum_input_grad() {
   if (!sp_) {
     tp_->reduce_input_grad(d_ln_, int64_t(N_) * D_);
     return d_ln_;
@@ -277,9 +250,30 @@ const float* LlamaStage::sum_input_grad() {
   return full_;
 }
 
-const float* LlamaStage::output(int slot) const { return slots_[size_t(slot)].x_final; }
+float* CpuStage::stage_input(int slot) const {
+  const Slot& s = slots_[size_t(slot)];
+  return s.layers.empty() ? s.x_final : s.layers[0].x;
+}
+StageMessage CpuStage::input_message(int slot) { return {stage_input(slot), size_t(Nl_) * size_t(D_) * sizeof(float)}; }
+StageMessage CpuStage::output_message(int slot) {
+  return {slots_[size_t(slot)].x_final, size_t(Nl_) * size_t(D_) * sizeof(float)};
+}
+// The received output gradient is backward's starting point, and backward leaves the input
+// gradient in the same buffer: the pipeline never has both in flight at once.
+StageMessage CpuStage::output_grad_message() { return {d_res_, size_t(Nl_) * size_t(D_) * sizeof(float)}; }
+StageMessage CpuStage::input_grad_message() { return {d_res_, size_t(Nl_) * size_t(D_) * sizeof(float)}; }
 
-void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out) {
+void CpuStage::zero_grads() {
+  if (!grads_.empty()) std::memset(grads_.data(), 0, grads_.size());
+}
+
+double CpuStage::take_loss() {
+  const double l = loss_;
+  loss_ = 0;
+  return l;
+}
+
+void CpuStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out) {
   // With sequence parallelism full_ takes in turn the gathered ln1, o_proj's partial output,
   // the gathered ln2 and down_proj's partial output.
   const int64_t N = N_, Nl = Nl_, D = D_;
@@ -310,7 +304,7 @@ void LlamaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float*
 // On entry d_res_ holds the gradient of the layer output; on exit that of its input.
 // With sequence parallelism d_res_ holds this rank's rows and full_ takes in turn the gathered
 // output gradient, the gathered ln2, the summed input gradient of gate/up, and the same for ln1.
-void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
+void CpuStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
   const int64_t N = N_, Nl = Nl_, D = D_, Q = qdim_, KV = kvdim_, F = F_;
   // x_out = x_mid + h·Wd^T
   Mat dres = cvt_dy(gather_rows(d_res_), D, 2, 0);
@@ -338,7 +332,7 @@ void LlamaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, co
   cpu::rmsnorm_backward(sum_input_grad(), a.x, w.attn_norm, a.rstd1, d_res_, g.attn_norm, Nl, D_, true);
 }
 
-double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad) {
+double CpuStage::head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad) {
   const int64_t N = N_, D = D_;
   const int V = ld_.vocab, vb = ld_.vocab_begin;
   cpu::rmsnorm_forward(s.x_final, w_.final_norm, s.lnf, s.rstdf, Nl_, D_, c_.norm_eps);
@@ -375,19 +369,17 @@ double LlamaStage::head_forward_backward(const Slot& s, const int32_t* targets, 
   return loss;
 }
 
-double LlamaStage::forward(int slot, const int32_t* tokens, const float* x_in, const int32_t* targets,
-                           float loss_scale, bool need_grad) {
+void CpuStage::forward(int slot, const int32_t* tokens, const int32_t* targets, float loss_scale, bool need_grad) {
+  LT_CHECK(!need_grad || !opt_.forward_only, "stage: a forward-only stage cannot compute gradients");
   Slot& s = slots_[size_t(slot)];
-  const int64_t N = N_, D = D_;
+  const int64_t N = N_;
   const int nl = int(s.layers.size());
-  float* x0 = nl > 0 ? s.layers[0].x : s.x_final;
+  float* x0 = stage_input(slot);  // non-first stages: the pipeline received the input here
   if (layout_.first_stage()) {
     std::memcpy(s.tokens, tokens, sizeof(int32_t) * size_t(N));
     float* emb = sp_ ? full_ : x0;  // vocab-parallel partial rows
     cpu::embedding_forward(tokens, w_.embed, emb, N, D_, ld_.vocab_begin, ld_.vocab);
     sum_partial(emb, x0);
-  } else {
-    std::memcpy(x0, x_in, sizeof(float) * size_t(int64_t(Nl_) * D));
   }
   for (int l = 0; l < nl; ++l) {
     float* x_out = l + 1 < nl ? s.layers[size_t(l) + 1].x : s.x_final;
@@ -398,15 +390,15 @@ double LlamaStage::forward(int slot, const int32_t* tokens, const float* x_in, c
       layer_forward(w_.layers[size_t(l)], s.layers[size_t(l)], x_out);
     }
   }
-  if (!layout_.last_stage()) return 0.0;
+  if (!layout_.last_stage()) return;
   // The head's backward runs here, fused with the loss; backward() continues from d_res_.
-  return head_forward_backward(s, targets, loss_scale, need_grad);
+  loss_ += head_forward_backward(s, targets, loss_scale, need_grad);
 }
 
-void LlamaStage::backward(int slot, const float* dy) {
+// Non-last stages: d_res_ holds the gradient of the output (the pipeline received it there).
+void CpuStage::backward(int slot) {
+  LT_CHECK(!opt_.forward_only, "stage: a forward-only stage has no backward");
   Slot& s = slots_[size_t(slot)];
-  const int64_t N = N_, D = D_;
-  if (!layout_.last_stage()) std::memcpy(d_res_, dy, sizeof(float) * size_t(int64_t(Nl_) * D));
   for (int l = int(s.layers.size()) - 1; l >= 0; --l) {
     const LayerWeights& w = w_.layers[size_t(l)];
     if (opt_.recompute) {
@@ -418,42 +410,7 @@ void LlamaStage::backward(int slot, const float* dy) {
     }
   }
   if (layout_.first_stage())
-    cpu::embedding_backward(s.tokens, gather_rows(d_res_), g_.embed, N, D_, ld_.vocab_begin, ld_.vocab);
-}
-
-namespace {
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-// The value of global element `index` of the tensor whose stream is `stream`.
-float normal_at(uint64_t seed, uint64_t stream, uint64_t index) {
-  Rng r(seed ^ (stream * 0x9e3779b97f4a7c15ull), 2 * index);
-  return r.normal();
-}
-}  // namespace
-
-void init_weights(const ParamLayout& layout, float* weights, uint64_t seed) {
-  const double std_base = 0.02;
-  const double std_out = 0.02 / std::sqrt(2.0 * layout.config().n_layers);
-  for (const auto& p : layout.params()) {
-    float* dst = weights + p.offset;
-    if (p.kind == ParamKind::norm) {
-      for (size_t i = 0; i < p.numel; ++i) dst[i] = 1.0f;
-      continue;
-    }
-    const double sd = (p.kind == ParamKind::attn_o || p.kind == ParamKind::mlp_down) ? std_out : std_base;
-    const uint64_t stream = fnv1a(p.tied_copy ? "model.embed_tokens.weight" : p.name);
-    const int64_t rows = p.shape[0], cols = p.shape[1], gcols = p.global_shape[1];
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j) {
-        int64_t gi = p.split_dim == 0 ? p.split_begin + i : i;
-        int64_t gj = p.split_dim == 1 ? p.split_begin + j : j;
-        dst[i * cols + j] = float(sd * normal_at(seed, stream, uint64_t(gi * gcols + gj)));
-      }
-  }
+    cpu::embedding_backward(s.tokens, gather_rows(d_res_), g_.embed, N_, D_, ld_.vocab_begin, ld_.vocab);
 }
 
 }  // namespace lt

@@ -1,0 +1,65 @@
+// Checkpointer: the trainer's checkpoints — where a run starts from (checkpoint.resume, the
+// remote copy, `init` weights or seeded random ones), what a checkpoint holds (meta.json:
+// step, tokens, layout, data position, scheduler, run config), saving every rank's shards
+// through bounded host buffers (the stage's memory may be on a GPU), loading at any tp/pp/dp
+// layout, rolling back after a diverged step, and the background upload to checkpoint.remote.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "ckpt/checkpoint.h"
+#include "ckpt/remote_sync.h"
+#include "launch/fault_hooks.h"
+#include "model/backend.h"
+#include "parallel/topology.h"
+#include "train/optimizer.h"
+#include "train/run_config.h"
+
+namespace lt {
+
+// The trainer's position, as a checkpoint stores it.
+struct TrainPosition {
+  int64_t step = 0, tokens_seen = 0;
+  int64_t data_position = 0;  // global samples consumed (data/loader.h)
+};
+
+class Checkpointer {
+ public:
+  Checkpointer(const RunConfig& cfg, const LlamaConfig& model, ProcessGroups& groups, Stage& stage, ShardedAdamW& opt,
+               Backend& backend, const FaultHooks& hooks);
+  ~Checkpointer();
+
+  // checkpoint.remote: restore the newest complete remote checkpoint into an empty local
+  // directory (as SageMaker does) and upload every new checkpoint in the background.
+  // Collective over the world.
+  void setup_remote();
+  // Where this run starts: the checkpoint checkpoint.resume names (auto: the newest complete
+  // one under checkpoint.dir), loaded at this layout; else the `init` weights or seeded random
+  // ones with a fresh optimizer (returns position 0). Collective.
+  TrainPosition restore_or_init();
+  // Back to the newest complete checkpoint's weights, optimizer state, step and token count
+  // (NaN rollback); its data position is returned too, but a caller that wants the diverged
+  // batches not to be replayed keeps its own. Collective.
+  TrainPosition rollback(int64_t at_step);
+  // Saves step `pos.step`; `scheduler` is stored as meta.json's "scheduler". Collective.
+  void save(const TrainPosition& pos, const nlohmann::json& scheduler);
+  int64_t written() const { return written_; }
+
+ private:
+  TrainPosition load(const CheckpointRef& ref);
+
+  const RunConfig& cfg_;
+  const LlamaConfig& model_;
+  ProcessGroups& groups_;
+  Stage& stage_;
+  ShardedAdamW& opt_;
+  Backend& backend_;
+  const FaultHooks& hooks_;
+  std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set
+  int64_t written_ = 0;
+};
+
+}  // namespace lt

@@ -1,0 +1,82 @@
+// Config keys are declared once (train/run_config.h): the user guide's key table is that
+// declaration, and every key's declared range and type are enforced.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "test_util.h"
+#include "train/run_config.h"
+
+namespace lt {
+namespace {
+
+std::vector<std::string> required() {
+  return {"model=stories260k", "data.path=x", "train.steps=10", "train.global_batch_size=4", "train.seq_len=8"};
+}
+
+TEST(ConfigKeys, UserGuideTableIsTheDeclaration) {
+  const std::string guide = read_file(test::source_path("docs/USER_GUIDE.md"));
+  const std::string begin = "<!-- config-keys:begin -->\n", end = "<!-- config-keys:end -->";
+  const size_t a = guide.find(begin), b = guide.find(end);
+  ASSERT_NE(a, std::string::npos);
+  ASSERT_NE(b, std::string::npos);
+  EXPECT_EQ(guide.substr(a + begin.size(), b - a - begin.size()), run_config_help(true))
+      << "docs/USER_GUIDE.md's key table is stale: regenerate it with `llamatrain train --help-config --markdown`";
+}
+
+TEST(ConfigKeys, EveryKeyParsesItsDefaultAndRejectsTheWrongType) {
+  for (const RunKeyInfo& k : run_config_keys()) {
+    if (k.type == "string") continue;  // any text is a string
+    auto args = required();
+    args.push_back(k.key + "=not-a-" + k.type);
+    try {
+      load_run_config("", args);
+      ADD_FAILURE() << k.key << " accepted a value of the wrong type";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + k.key + "'"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(load_run_config("", required()));
+}
+
+TEST(ConfigKeys, RangesAndEnumsAreEnforced) {
+  struct Case {
+    std::string arg, message;
+  };
+  const Case cases[] = {
+      {"train.steps=0", "config key 'train.steps' must be >= 1, got 0"},
+      {"optim.beta2=1", "config key 'optim.beta2' must be in [0, 1), got 1"},
+      {"optim.lr=20", "config key 'optim.lr' must be in [1e-12, 10], got 20"},
+      {"train.threads=-1", "config key 'train.threads' must be in [0, 4096], got -1"},
+      {"parallel.stage_starts=[0,-2]", "config key 'parallel.stage_starts' must be >= 0, got -2"},
+      {"train.precision=fp16", "config key 'train.precision': expected fp32 or bf16, got 'fp16'"},
+      {"train.device=tpu", "config key 'train.device': expected cpu or cuda, got 'tpu'"},
+      {"optim.schedule=step", "config key 'optim.schedule': expected cosine, linear or constant, got 'step'"},
+      {"train.nan_policy=ignore", "config key 'train.nan_policy': expected skip, rollback or fail, got 'ignore'"},
+  };
+  for (const Case& c : cases) {
+    auto args = required();
+    args.push_back(c.arg);
+    try {
+      load_run_config("", args);
+      ADD_FAILURE() << c.arg << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
+    }
+  }
+  auto args = required();
+  args.push_back("train.precision=bf16");
+  args.push_back("train.device=cuda");
+  args.push_back("optim.schedule=linear");
+  const RunConfig c = load_run_config("", args);
+  EXPECT_EQ(c.precision, Precision::bf16);
+  EXPECT_EQ(c.device, Device::cuda);
+  EXPECT_EQ(c.schedule, ScheduleKind::linear);
+  EXPECT_EQ(c.checkpoint_dir, "runs/default/checkpoints");
+  EXPECT_EQ(c.decay_steps, 10);  // 0 = train.steps
+}
+
+}  // namespace
+}  // namespace lt
