@@ -130,7 +130,7 @@ LlamaStage::LlamaStage(const ParamLayout& layout, const StageOptions& opt, float
   ce_st_ = take(wp, 2 * head_rows_);
   rope_cos_ = take(wp, T_ * hd_ / 2);
   rope_sin_ = take(wp, T_ * hd_ / 2);
-  cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, c_.rope_theta);
+  cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, rope_inv_freq(c_).data());
   if (bf16_) {
     const Bf16Buffers sz = bf16_buffers(N, D, Q, KV, F, head_rows_, ld_.vocab);
     bf16_work_ = Buffer(size_t(sz.total()) * sizeof(bf16));
