@@ -51,4 +51,24 @@ grep -q "(uint32)" "$work/inspect.txt" || fail "data inspect: no uint32 in $(hea
 grep -q "<|begin_of_text|>" "$work/inspect.txt" || fail "data inspect: no document start shown"
 first=$(grep -m1 -v '^$' "$work/es.txt" | cut -c1-40)
 grep -qF "$first" "$work/inspect.txt" || fail "data inspect: block 0 does not show '$first'"
+# generate stops at <|eot_id|>: a tiny model of the 128,256-token vocabulary trained on text that
+# is nothing but <|eot_id|> predicts it first, and generation ends there ("eos").
+mkdir -p "$work/eot"
+for i in $(seq 40); do printf '<|eot_id|>%.0s' $(seq 60); printf '\n\n'; done >"$work/eot/eot.txt"
+"$bin" prepare "$work/eot/eot.txt" -o "$work/eot/ds" --tokenizer "$tok" --text-mode paragraph --block-size 33 \
+  --no-progress >/dev/null 2>&1 || fail "prepare of the <|eot_id|> text"
+cat >"$work/eot/config.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 16, "intermediate_size": 32,
+ "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 128256,
+ "max_position_embeddings": 64, "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": true,
+ "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                  "original_max_position_embeddings": 16, "rope_type": "llama3"}}
+JSON
+OMP_NUM_THREADS=2 "$bin" train model="$work/eot/config.json" data.path="$work/eot/ds" run.dir="$work/eot/run" \
+  train.seq_len=32 train.global_batch_size=4 train.micro_batch_size=4 train.steps=30 optim.lr=3e-2 \
+  optim.warmup_steps=2 >"$work/eot/train.log" 2>&1 || { tail "$work/eot/train.log"; fail "train on <|eot_id|> text"; }
+"$bin" convert --to hf --input "$work/eot/run/checkpoints" --output "$work/eot/hf" >/dev/null 2>&1 || fail "convert"
+gen=$("$bin" generate --model "$work/eot/hf" --tokenizer "$tok" --prompt "Hola" --temperature 0 \
+      --max-new-tokens 8 --json 2>&1) || { echo "$gen"; fail "generate"; }
+grep -q '"stop_reason": "eos"' <<<"$gen" || fail "generate did not stop at <|eot_id|>: $gen"
 echo "llama3 tokenizer: all checks passed"
