@@ -3,6 +3,9 @@
 // document per non-blank line), same thread count, same run; the ids are compared by checksum.
 //   build/bench/tokenize_bench [--source REPO_DIR] [--threads N] [--reps R] [--no-python]
 // (run from the repository root, or pass --source).
+//   build/bench/tokenize_bench --tokenizer FILE [--threads N] [--reps R]
+// times only FILE (e.g. Llama 3's tokenizer.json, bench/llama3_tokenize_bench.sh) and prints one
+// JSON line {name, seconds, bytes, tokens, checksum} like the JavaScript peers.
 // Each repetition opens a fresh tokenizer, so our per-thread word cache starts cold every time.
 #include <omp.h>
 
@@ -42,17 +45,25 @@ Result run_ours(const std::string& path, const std::vector<std::string>& docs, i
   return r;
 }
 
+std::string fmt_hex(uint64_t v) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", (unsigned long long)v);
+  return b;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 2, reps = 3;
   bool python = true;
+  std::string only;  // --tokenizer
   std::string src = std::filesystem::exists("assets/llama2") ? "." : "..";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--no-python")) python = false;
     else if (!std::strcmp(argv[i], "--source") && i + 1 < argc) src = argv[++i];
+    else if (!std::strcmp(argv[i], "--tokenizer") && i + 1 < argc) only = argv[++i];
   }
   std::vector<std::string> files;
   for (const char* l : {"ca", "es", "en"}) files.push_back(src + "/assets/corpus/gimp_help/gimp_help_" + l + ".txt");
@@ -66,6 +77,14 @@ int main(int argc, char** argv) {
         bytes += line.size();
         docs.push_back(line);
       }
+  }
+  if (!only.empty()) {
+    Result r = run_ours(only, docs, threads, reps);
+    std::printf("%s\n", nlohmann::json({{"name", "llamatrain"}, {"seconds", r.seconds}, {"bytes", bytes},
+                                        {"tokens", r.tokens}, {"checksum", fmt_hex(r.checksum)}})
+                            .dump()
+                            .c_str());
+    return 0;
   }
   std::printf("corpus: %zu documents, %.2f MB (gimp_help ca+es+en), %d threads, best of %d\n", docs.size(),
               double(bytes) / 1e6, threads, reps);

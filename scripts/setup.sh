@@ -7,6 +7,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libdnnl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
       libspdlog-dev libfmt-dev libopenmpi-dev openmpi-bin libprotobuf-dev protobuf-compiler
       libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev
+      libpcre2-dev
       )
 # Node.js + npm only serve the S3 test server; install them only when absent.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

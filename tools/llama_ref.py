@@ -40,13 +40,17 @@ class LlamaConfig:
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = False
+    rope_scaling: dict = None  # config.json's object: {"rope_type": "llama3" | "linear", ...}
 
     @property
     def head_dim(self):
         return self.hidden_size // self.num_attention_heads
 
     def to_json(self):
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        if d["rope_scaling"] is None:
+            del d["rope_scaling"]  # the fixtures made before rope_scaling existed stay byte-identical
+        return json.dumps(d, sort_keys=True)
 
 
 def _at_least_fp32(x):
@@ -68,10 +72,37 @@ class RMSNorm(nn.Module):
         return self.weight * y.to(in_dtype)
 
 
-def rope_cos_sin(cfg, seq_len, dtype, device=None):
-    """cos/sin tables [T, hd]; angle(pos, j) = pos * theta^(-2j/hd), duplicated over both halves."""
+def rope_inv_freq(cfg, device=None):
+    """theta^(-2j/hd) per rotary pair j, scaled as cfg.rope_scaling says, in float64.
+
+    "linear": every frequency / factor. "llama3": transformers' _compute_llama3_parameters —
+    wavelengths 2*pi/f above original_max_position_embeddings / low_freq_factor are divided by
+    factor, those below original / high_freq_factor are kept, and in between the frequency is
+    blended: (1 - s) * f / factor + s * f with s = (original / wavelength - low) / (high - low).
+    """
     hd = cfg.head_dim
     inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64, device=device) / hd))
+    rs = cfg.rope_scaling
+    if rs is None:
+        return inv_freq
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind == "linear":
+        return inv_freq / rs["factor"]
+    assert kind == "llama3", kind
+    factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old_len = rs["original_max_position_embeddings"]
+    low_freq_wavelen, high_freq_wavelen = old_len / low, old_len / high
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = ~(wavelen < high_freq_wavelen) & ~(wavelen > low_freq_wavelen)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def rope_cos_sin(cfg, seq_len, dtype, device=None):
+    """cos/sin tables [T, hd]; angle(pos, j) = pos * inv_freq[j], duplicated over both halves."""
+    inv_freq = rope_inv_freq(cfg, device)
     pos = torch.arange(seq_len, dtype=torch.float64, device=device)
     angles = torch.outer(pos, inv_freq)               # [T, hd/2]
     emb = torch.cat([angles, angles], dim=-1)         # [T, hd]

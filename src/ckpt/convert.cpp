@@ -148,7 +148,9 @@ HfExportResult convert_to_hf(const TensorSource& src, const std::string& out_dir
     fs::remove(index);  // a stale index would shadow model.safetensors
   }
   write_file_atomic((fs::path(out_dir) / "config.json").string(), hf_config_json(c, torch_dtype_name(dtype)));
-  json gen = {{"_from_model_config", true}, {"bos_token_id", 1}, {"eos_token_id", 2}};
+  json gen = {{"_from_model_config", true},
+              {"bos_token_id", json::parse(c.bos_token_id)},
+              {"eos_token_id", json::parse(c.eos_token_id)}};
   write_file_atomic((fs::path(out_dir) / "generation_config.json").string(), gen.dump(2) + "\n");
   // Tokenizer files go in under the names transformers looks for: a SentencePiece model as
   // tokenizer.model, a tokenizers JSON as tokenizer.json; other files (tokenizer_config.json,

@@ -146,6 +146,8 @@ void write_llama2c(const TensorSource& src, const std::string& path) {
   LT_CHECK(c.norm_eps == 1e-5f && c.rope_theta == 10000.0f,
            "llama2.c format: run.c fixes rms_norm_eps = 1e-5 and rope_theta = 10000; this model has {} and {}",
            c.norm_eps, c.rope_theta);
+  LT_CHECK(c.rope_scaling.type.empty(), "llama2.c format: run.c has no rope_scaling; this model has {}",
+           c.rope_scaling.json);
   std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   LT_CHECK(f, "cannot create {}", tmp);

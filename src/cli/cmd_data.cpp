@@ -116,10 +116,12 @@ void register_tokenize(CLI::App& app) {
   cmd->footer(
       "Encoding reads all of standard input; one trailing newline is removed (so `echo text |` works).\n"
       "Output: ids separated by spaces, or with --json {\"ids\", \"pieces\", \"count\"}.\n"
-      "--decode reads ids (spaces, commas or a JSON array) and prints the text.");
+      "--decode reads ids (spaces, commas or a JSON array) and prints the text.\n"
+      "--jsonl: one text per line, each a JSON string, in; one JSON array of ids per line out (with\n"
+      "--decode: arrays in, strings out).");
   struct Opts {
     std::string tokenizer;
-    bool json = false, decode = false, bos = false, eos = false;
+    bool json = false, decode = false, bos = false, eos = false, jsonl = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.model (SentencePiece) or tokenizer.json")->required();
@@ -127,9 +129,36 @@ void register_tokenize(CLI::App& app) {
   cmd->add_flag("--bos", o->bos, "Prepend BOS when encoding");
   cmd->add_flag("--eos", o->eos, "Append EOS when encoding");
   cmd->add_flag("--json", o->json, "Print JSON");
+  cmd->add_flag("--jsonl", o->jsonl, "Many texts: a JSON string (or id array with --decode) per line");
   cmd->callback([o] {
     auto tok = open_tokenizer(o->tokenizer);
     std::string in = read_stdin();
+    if (o->jsonl) {
+      std::istringstream lines(in);
+      std::string line;
+      for (int n = 1; std::getline(lines, line); ++n) {
+        nlohmann::json j;
+        try {
+          j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception& e) {
+          fail("tokenize --jsonl: standard input line {} is not JSON: {}", n, e.what());
+        }
+        LT_CHECK(o->decode ? j.is_array() : j.is_string(), "tokenize --jsonl: line {} must be a JSON {}", n,
+                 o->decode ? "array of ids" : "string");
+        nlohmann::json out;
+        if (o->decode) {
+          out = tok->decode(j.get<std::vector<int32_t>>());
+        } else {
+          std::vector<int32_t> ids;
+          if (o->bos) ids.push_back(tok->bos_id());
+          tok->encode_append(j.get<std::string>(), ids);
+          if (o->eos) ids.push_back(tok->eos_id());
+          out = ids;
+        }
+        std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      }
+      return;
+    }
     if (o->decode) {
       std::vector<int32_t> ids = parse_ids(in);
       std::string text = tok->decode(ids);
@@ -211,7 +240,7 @@ void register_inspect(CLI::App& app) {
       for (int32_t id : ids) {
         if (id == tok->bos_id()) {
           text += tok->decode(cur);
-          text += "<s>";
+          text += tok->piece(tok->bos_id());
           cur.clear();
           continue;
         }

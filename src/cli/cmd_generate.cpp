@@ -4,6 +4,7 @@
 // directory) or a llama2.c .bin. The prompt is BOS + encode(TEXT). Generation stops at EOS,
 // at BOS (llama2.c's stories models end a story by starting the next one with BOS), after N
 // tokens, or when the context (max_position_embeddings) is full.
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -40,22 +41,25 @@ void register_generate(CLI::App& app) {
     LT_CHECK(o->temperature >= 0, "--temperature must be >= 0");
     LT_CHECK(o->top_p > 0 && o->top_p <= 1, "--top-p must be in (0, 1]");
     auto src = open_weights(o->model);
-    const LlamaConfig c = src->config();
+    LlamaConfig c = src->config();
     auto tok = open_tokenizer(o->tokenizer);
     LT_CHECK(tok->vocab_size() <= c.vocab_size, "tokenizer {} has {} tokens but the model only {}", o->tokenizer,
              tok->vocab_size(), c.vocab_size);
-    ParamLayout layout(c, ShardSpec{});
-    std::vector<float> w(layout.total());
-    load_weights(*src, layout, w.data());
-    src.reset();
-    InferenceModel model(c, std::move(w));
-
     std::vector<int32_t> prompt;
     if (tok->bos_id() >= 0) prompt.push_back(tok->bos_id());
     tok->encode_append(o->prompt, prompt);
     LT_CHECK(!prompt.empty(), "generate: empty prompt and the tokenizer has no BOS token");
     LT_CHECK(int(prompt.size()) < c.max_seq_len, "generate: the prompt has {} tokens, the context holds {}",
              prompt.size(), c.max_seq_len);
+    // The KV cache holds only the positions this run can reach (Llama 3.1's 131,072 would not fit).
+    c.max_seq_len = int(std::min<int64_t>(c.max_seq_len, int64_t(prompt.size()) + o->max_new + 1));
+    ParamLayout layout(c, ShardSpec{});
+    std::vector<float> w(layout.total());
+    load_weights(*src, layout, w.data());
+    src.reset();
+    InferenceModel model(c, std::move(w));
+
+    const std::vector<int32_t> stop_ids = tok->stop_ids();  // EOS, and <|eot_id|> etc. for Llama 3
     Rng rng(o->seed);
     Timer timer;
     const float* logits = nullptr;
@@ -65,7 +69,7 @@ void register_generate(CLI::App& app) {
     std::string stop = "max_new_tokens";
     while (int(out.size()) < o->max_new) {
       int next = sample_token(logits, c.vocab_size, o->temperature, o->top_p, rng);
-      if (next == tok->eos_id()) { stop = "eos"; break; }
+      if (std::ranges::count(stop_ids, next)) { stop = "eos"; break; }
       if (next == tok->bos_id()) { stop = "bos"; break; }
       out.push_back(next);
       if (int(out.size()) == o->max_new) break;

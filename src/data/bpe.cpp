@@ -99,26 +99,14 @@ void BpeEngine::encode(std::string_view s, std::vector<int32_t>& out) const {
     encode_word(s, out);
     return;
   }
-  ThreadCache& cache = t_cache;
-  if (cache.owner != instance_) {
-    cache.words.clear();
-    cache.owner = instance_;
-  }
   size_t start = 0, i = 0;
   bool prev_space = true;  // a word starts at a ▁ that follows a non-▁ character
+  auto encode = [](const void* self, std::string_view w, std::vector<int32_t>& o) {
+    static_cast<const BpeEngine*>(self)->encode_word(w, o);
+  };
   auto flush = [&](size_t end) {
     if (end == start) return;
-    std::string_view w = s.substr(start, end - start);
-    if (w.size() > kCacheMaxWordBytes) {
-      encode_word(w, out);
-    } else if (auto it = cache.words.find(w); it != cache.words.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-    } else {
-      size_t before = out.size();
-      encode_word(w, out);
-      if (cache.words.size() >= kCacheMaxWords) cache.words.clear();
-      cache.words.emplace(std::string(w), std::vector<int32_t>(out.begin() + long(before), out.end()));
-    }
+    encode_memoized(s.substr(start, end - start), out, encode, this);
     start = end;
   };
   while (i < s.size()) {
@@ -132,6 +120,27 @@ void BpeEngine::encode(std::string_view s, std::vector<int32_t>& out) const {
     }
   }
   flush(s.size());
+}
+
+void BpeEngine::encode_memoized(std::string_view w, std::vector<int32_t>& out, WordEncoder encode,
+                                const void* ctx) const {
+  if (w.size() > kCacheMaxWordBytes) {
+    encode(ctx, w, out);
+    return;
+  }
+  ThreadCache& cache = t_cache;
+  if (cache.owner != instance_) {
+    cache.words.clear();
+    cache.owner = instance_;
+  }
+  if (auto it = cache.words.find(w); it != cache.words.end()) {
+    out.insert(out.end(), it->second.begin(), it->second.end());
+    return;
+  }
+  size_t before = out.size();
+  encode(ctx, w, out);
+  if (cache.words.size() >= kCacheMaxWords) cache.words.clear();
+  cache.words.emplace(std::string(w), std::vector<int32_t>(out.begin() + long(before), out.end()));
 }
 
 void BpeEngine::encode_word(std::string_view w, std::vector<int32_t>& out) const {
@@ -163,8 +172,7 @@ void BpeEngine::encode_word(std::string_view w, std::vector<int32_t>& out) const
     }
     i += n;
   }
-  if (syms.size() <= 48) merge_small(syms);
-  else merge_large(syms);
+  merge(syms);
   out.insert(out.end(), syms.begin(), syms.end());
 }
 

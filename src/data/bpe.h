@@ -31,6 +31,16 @@ class BpeEngine {
             const std::vector<int32_t>& byte_ids, int32_t unk_id);
   // Appends the ids of `normalized` to out. Thread-safe.
   void encode(std::string_view normalized, std::vector<int32_t>& out) const;
+  // Merges the symbol ids `syms` in place, in rank order (the core of encode; byte-level BPE
+  // builds its own initial symbols and calls this).
+  void merge(std::vector<int32_t>& syms) const {
+    if (syms.size() <= 48) merge_small(syms);
+    else merge_large(syms);
+  }
+  // Appends the ids of `word` from the calling thread's memo of this engine's words; on a miss
+  // `encode(ctx, word, out)` appends them and they are remembered (words up to 96 bytes).
+  using WordEncoder = void (*)(const void* ctx, std::string_view word, std::vector<int32_t>& out);
+  void encode_memoized(std::string_view word, std::vector<int32_t>& out, WordEncoder encode, const void* ctx) const;
   const std::string& piece(int32_t id) const { return pieces_[size_t(id)]; }
   int32_t size() const { return int32_t(pieces_.size()); }
   int32_t lookup(std::string_view piece) const;  // -1 when absent

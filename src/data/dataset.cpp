@@ -121,6 +121,8 @@ std::unique_ptr<TokenDataset> open_dir(const std::string& dir, const std::string
   }
   if (meta.value("format", "") != "llamatrain-dataset")
     fail("{}: \"format\" is not \"llamatrain-dataset\"", meta_path);
+  if (int v = meta.value("version", 0); v != 1 && v != 2)
+    fail("{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids)", meta_path, v);
   if (!meta.contains("splits") || !meta["splits"].contains(split))
     fail("{}: dataset has no \"{}\" split", meta_path, split);
   std::vector<std::string> shards;

@@ -120,7 +120,9 @@ nlohmann::json read_dataset_meta(const std::string& dir) {
     fail("{}: not valid JSON: {}", path, e.what());
   }
   if (meta.value("format", "") != "llamatrain-dataset") fail("{}: \"format\" is not \"llamatrain-dataset\"", path);
-  if (meta.value("version", 0) != 1) fail("{}: dataset version {} is not supported (expected 1)", path, meta.value("version", 0));
+  const int version = meta.value("version", 0);
+  if (version != 1 && version != 2)
+    fail("{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids)", path, version);
   return meta;
 }
 
@@ -143,7 +145,7 @@ nlohmann::json prepare_dataset(const PrepareOptions& o) {
   auto tok = open_tokenizer(o.tokenizer);
   LT_CHECK(tok->bos_id() >= 0, "tokenizer {} has no BOS token", o.tokenizer);
   LT_CHECK(!o.add_eos || tok->eos_id() >= 0, "tokenizer {} has no EOS token (--eos)", o.tokenizer);
-  const uint32_t token_bytes = tok->vocab_size() <= 65536 ? 2 : 4;
+  const uint32_t token_bytes = tok->vocab_size() <= 65536 ? 2 : 4;  // uint16 while every id fits
   std::vector<std::string> files = expand_inputs(o.inputs);
   CorpusReader reader(files, o.corpus);
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -247,7 +249,7 @@ nlohmann::json prepare_dataset(const PrepareOptions& o) {
     };
     nlohmann::json meta = {
         {"format", "llamatrain-dataset"},
-        {"version", 1},
+        {"version", token_bytes == 2 ? 1 : 2},  // 2: uint32 ids, which older builds cannot read
         {"created_by", "llamatrain prepare"},
         {"block_size", o.block_size},
         {"dtype", token_bytes == 2 ? "uint16" : "uint32"},

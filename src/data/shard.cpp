@@ -21,7 +21,7 @@ template <typename T> void store_le(uint8_t* p, T v) { std::memcpy(p, &v, sizeof
 void encode_header(const ShardHeader& h, uint8_t* out) {
   std::memset(out, 0, kShardHeaderBytes);
   std::memcpy(out, kShardMagic, 8);
-  store_le<uint32_t>(out + 8, kShardVersion);
+  store_le<uint32_t>(out + 8, shard_version(h.token_bytes));
   store_le<uint32_t>(out + 12, h.token_bytes);
   store_le<uint64_t>(out + 16, h.block_size);
   store_le<uint64_t>(out + 24, h.num_blocks);
@@ -40,8 +40,8 @@ ShardHeader parse_shard_header(const uint8_t* data, size_t size, const std::stri
   if (!is_shard(data, size)) fail("{} is not a token shard (no LTTOKENS magic)", path);
   if (size < kShardHeaderBytes) fail("{}: truncated shard header ({} bytes, need 64)", path, size);
   uint32_t version = load_le<uint32_t>(data + 8);
-  if (version != kShardVersion)
-    fail("{}: shard version {} is not supported (this build reads version {})", path, version, kShardVersion);
+  if (version != kShardVersionU16 && version != kShardVersionU32)
+    fail("{}: shard version {} is not supported (this build reads versions 1 and 2)", path, version);
   ShardHeader h;
   h.token_bytes = load_le<uint32_t>(data + 12);
   h.block_size = load_le<uint64_t>(data + 16);
@@ -50,6 +50,8 @@ ShardHeader parse_shard_header(const uint8_t* data, size_t size, const std::stri
   h.num_documents = load_le<uint64_t>(data + 40);
   h.max_token_id = load_le<uint32_t>(data + 48);
   if (h.token_bytes != 2 && h.token_bytes != 4) fail("{}: token_bytes is {}, expected 2 or 4", path, h.token_bytes);
+  if (version == kShardVersionU32 && h.token_bytes != 4)
+    fail("{}: shard version 2 holds uint32 ids but token_bytes is {}", path, h.token_bytes);
   if (h.block_size == 0) fail("{}: block_size is 0", path);
   if (num_tokens != h.num_blocks * h.block_size)
     fail("{}: num_tokens {} != num_blocks {} * block_size {}", path, num_tokens, h.num_blocks, h.block_size);

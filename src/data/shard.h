@@ -4,7 +4,8 @@
 //
 //   off  size  field
 //     0     8  magic "LTTOKENS"
-//     8     4  version (1)
+//     8     4  version: 1 = uint16 ids, 2 = uint32 ids (vocabularies above 65,536 entries,
+//                  Llama 3); readers accept both (and version 1 files with token_bytes 4)
 //    12     4  token_bytes (2 or 4)
 //    16     8  block_size (tokens per block)
 //    24     8  num_blocks
@@ -27,7 +28,8 @@
 namespace lt::data {
 
 inline constexpr char kShardMagic[8] = {'L', 'T', 'T', 'O', 'K', 'E', 'N', 'S'};
-inline constexpr uint32_t kShardVersion = 1;
+inline constexpr uint32_t kShardVersionU16 = 1, kShardVersionU32 = 2;
+inline uint32_t shard_version(uint32_t token_bytes) { return token_bytes == 4 ? kShardVersionU32 : kShardVersionU16; }
 inline constexpr size_t kShardHeaderBytes = 64;
 
 struct ShardHeader {

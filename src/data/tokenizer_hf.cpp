@@ -1,5 +1,5 @@
-// Hugging Face tokenizer.json with a BPE model (the Llama 2 file and ones like it), implemented
-// here: normalizer (Sequence of Prepend / Replace), BPE by merge rank with byte fallback, and the
+// Hugging Face tokenizer.json with a BPE model and no pre-tokenizer (the Llama 2 file and ones
+// like it; byte-level files such as Llama 3's go to tokenizer_bytelevel.cpp), implemented here: normalizer (Sequence of Prepend / Replace), BPE by merge rank with byte fallback, and the
 // decoder (Sequence of Replace / ByteFallback / Fuse / Strip). Unsupported components are errors
 // naming the JSON key, rather than silently different ids.
 #include <nlohmann/json.hpp>
@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "data/bpe.h"
 #include "data/tokenizer.h"
+#include "data/tokenizer_json.h"
 #include "data/utf8.h"
 
 namespace lt::data {
@@ -46,15 +47,9 @@ std::string string_pattern(const json& step, const std::string& where) {
 
 class HfBpeTokenizer : public Tokenizer {
  public:
-  HfBpeTokenizer(const std::string& path, const std::string& bytes) {
+  HfBpeTokenizer(const std::string& path, const std::string& hash, const json& j) {
     path_ = path;
-    hash_ = tokenizer_file_hash(bytes);
-    json j;
-    try {
-      j = json::parse(bytes);
-    } catch (const json::exception& e) {
-      fail("{} is neither a SentencePiece model nor a valid tokenizer.json: {}", path, e.what());
-    }
+    hash_ = hash;
     try {
       load(j);
     } catch (const json::exception& e) {
@@ -94,18 +89,8 @@ class HfBpeTokenizer : public Tokenizer {
 
  private:
   void load(const json& j) {
-    if (!j.contains("model") || !j["model"].is_object())
-      fail("{} is JSON but not a Hugging Face tokenizer.json (no \"model\" object)", path_);
     const json& m = j["model"];
-    if (m.value("type", "") != "BPE") fail("{}: model.type is \"{}\", only \"BPE\" is supported", path_, m.value("type", "?"));
-    if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"].get<double>() != 0.0)
-      fail("{}: model.dropout is set; BPE dropout is not supported", path_);
-    for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
-      if (m.contains(k) && !m[k].is_null() && !m[k].get<std::string>().empty())
-        fail("{}: model.{} is not supported", path_, k);
-    if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null())
-      fail("{}: pre_tokenizer \"{}\" is not supported (Llama's tokenizer.json has none)", path_,
-           j["pre_tokenizer"].value("type", "?"));
+    check_bpe_model(m, path_);
 
     const json& vocab = m.at("vocab");
     std::vector<std::string> pieces(vocab.size());
@@ -121,23 +106,7 @@ class HfBpeTokenizer : public Tokenizer {
       auto it = ids.find(p);
       return it == ids.end() ? -1 : it->second;
     };
-    std::vector<BpeMerge> merges;
-    const json& ml = m.at("merges");
-    merges.reserve(ml.size());
-    for (size_t r = 0; r < ml.size(); ++r) {
-      std::string a, b;
-      if (ml[r].is_string()) {
-        std::string s = ml[r].get<std::string>();
-        size_t sp = s.find(' ');
-        if (sp == std::string::npos) fail("{}: model.merges[{}] \"{}\" is not \"left right\"", path_, r, s);
-        a = s.substr(0, sp), b = s.substr(sp + 1);
-      } else {
-        a = ml[r].at(0).get<std::string>(), b = ml[r].at(1).get<std::string>();
-      }
-      int32_t ia = id_of(a), ib = id_of(b), im = id_of(a + b);
-      if (ia < 0 || ib < 0 || im < 0) fail("{}: model.merges[{}] \"{} {}\" uses a piece not in the vocabulary", path_, r, a, b);
-      merges.push_back({ia, ib, im, -1});
-    }
+    std::vector<BpeMerge> merges = parse_bpe_merges(m.at("merges"), ids, path_);
     std::vector<int32_t> byte_ids(256, -1);
     if (m.value("byte_fallback", false))
       for (int b = 0; b < 256; ++b) byte_ids[size_t(b)] = id_of(fmt::format("<0x{:02X}>", b));
@@ -255,8 +224,53 @@ class HfBpeTokenizer : public Tokenizer {
 
 }  // namespace
 
+void check_bpe_model(const json& m, const std::string& path) {
+  if (m.value("type", "") != "BPE") fail("{}: model.type is \"{}\", only \"BPE\" is supported", path, m.value("type", "?"));
+  if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"].get<double>() != 0.0)
+    fail("{}: model.dropout is set; BPE dropout is not supported", path);
+  for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
+    if (m.contains(k) && !m[k].is_null() && !m[k].get<std::string>().empty())
+      fail("{}: model.{} is not supported", path, k);
+}
+
+std::vector<BpeMerge> parse_bpe_merges(const json& ml, const std::unordered_map<std::string, int32_t>& vocab,
+                                       const std::string& path) {
+  auto id_of = [&](const std::string& p) {
+    auto it = vocab.find(p);
+    return it == vocab.end() ? -1 : it->second;
+  };
+  std::vector<BpeMerge> merges;
+  merges.reserve(ml.size());
+  for (size_t r = 0; r < ml.size(); ++r) {
+    std::string a, b;
+    if (ml[r].is_string()) {
+      const std::string& s = ml[r].get_ref<const std::string&>();
+      size_t sp = s.find(' ');
+      if (sp == std::string::npos) fail("{}: model.merges[{}] \"{}\" is not \"left right\"", path, r, s);
+      a = s.substr(0, sp), b = s.substr(sp + 1);
+    } else {
+      a = ml[r].at(0).get<std::string>(), b = ml[r].at(1).get<std::string>();
+    }
+    int32_t ia = id_of(a), ib = id_of(b), im = id_of(a + b);
+    if (ia < 0 || ib < 0 || im < 0) fail("{}: model.merges[{}] \"{} {}\" uses a piece not in the vocabulary", path, r, a, b);
+    merges.push_back({ia, ib, im, -1});
+  }
+  return merges;
+}
+
 std::unique_ptr<Tokenizer> open_hf_tokenizer_json(const std::string& path, const std::string& bytes) {
-  return std::make_unique<HfBpeTokenizer>(path, bytes);
+  json j;
+  try {
+    j = json::parse(bytes);
+  } catch (const json::exception& e) {
+    fail("{} is neither a SentencePiece model nor a valid tokenizer.json: {}", path, e.what());
+  }
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
+    fail("{} is JSON but not a Hugging Face tokenizer.json (no \"model\" object)", path);
+  // A pre-tokenizer means byte-level BPE (Llama 3); none, SentencePiece-style BPE (Llama 2).
+  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null())
+    return open_byte_level_bpe(path, tokenizer_file_hash(bytes), j);
+  return std::make_unique<HfBpeTokenizer>(path, tokenizer_file_hash(bytes), j);
 }
 
 }  // namespace lt::data

@@ -73,6 +73,35 @@ size_t utf8_sanitize(std::string& s) {
   return bad;
 }
 
+std::string utf8_lossy(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto in = [&](size_t k, uint8_t lo, uint8_t hi) { return k < s.size() && uint8_t(s[k]) >= lo && uint8_t(s[k]) <= hi; };
+  size_t i = 0;
+  while (i < s.size()) {
+    if (size_t n = utf8_seq_len(s, i)) {
+      out.append(s, i, n);
+      i += n;
+      continue;
+    }
+    // The lead byte says how many continuation bytes follow and the range of the first one
+    // (which excludes overlong forms, surrogates and code points above U+10FFFF).
+    const uint8_t c = uint8_t(s[i]);
+    size_t need = 0;
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c >= 0xe0 && c <= 0xef) need = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4) need = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    size_t k = 1;
+    if (need > 0 && in(i + 1, lo, hi))
+      for (k = 2; k <= need && in(i + k, 0x80, 0xbf); ++k) {
+      }
+    utf8_append(out, 0xfffd);
+    i += k;
+  }
+  return out;
+}
+
 std::string latin1_to_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size() + s.size() / 16);

@@ -14,6 +14,9 @@ uint32_t utf8_decode(std::string_view s, size_t i, size_t n);
 void utf8_append(std::string& out, uint32_t cp);
 // Replaces each invalid byte with U+FFFD; returns how many were replaced.
 size_t utf8_sanitize(std::string& s);
+// Bytes to valid UTF-8 the way Rust's String::from_utf8_lossy and WHATWG TextDecoder do: each
+// maximal prefix of a valid sequence that is cut short (or a lone bad byte) becomes one U+FFFD.
+std::string utf8_lossy(std::string_view s);
 // ISO-8859-1 bytes to UTF-8 (every byte is the code point of the same value).
 std::string latin1_to_utf8(std::string_view s);
 

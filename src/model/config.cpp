@@ -1,7 +1,11 @@
 #include "model/config.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <numbers>
 
 #include "core/error.h"
 #include "core/file.h"
@@ -35,6 +39,75 @@ void LlamaConfig::validate() const {
            name, head_dim());
   LT_CHECK(norm_eps > 0, "model config '{}': rms_norm_eps must be > 0, got {}", name, norm_eps);
   LT_CHECK(rope_theta > 0, "model config '{}': rope_theta must be > 0, got {}", name, rope_theta);
+  LT_CHECK(rope_scaling.type.empty() || rope_scaling.factor > 0,
+           "model config '{}': rope_scaling factor must be > 0, got {}", name, rope_scaling.factor);
+}
+
+RopeScaling parse_rope_scaling(const std::string& text, const std::string& where) {
+  RopeScaling r;
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail("{}: rope_scaling is not valid JSON: {}", where, e.what());
+  }
+  if (j.is_null()) return r;
+  LT_CHECK(j.is_object(), "{}: rope_scaling must be an object or null, got {}", where, j.dump());
+  r.json = j.dump();
+  // transformers reads "rope_type" and, from older configs, "type".
+  const char* type_key = j.contains("rope_type") ? "rope_type" : "type";
+  LT_CHECK(j.contains(type_key) && j[type_key].is_string(), "{}: rope_scaling {} has no \"rope_type\"", where,
+           r.json);
+  std::string type = j[type_key].get<std::string>();
+  auto number = [&](const char* key) {
+    LT_CHECK(j.contains(key) && j[key].is_number(), "{}: rope_scaling (rope_type \"{}\") needs a number '{}', got {}",
+             where, type, key, j.contains(key) ? j[key].dump() : "nothing");
+    return j[key].get<double>();
+  };
+  if (type == "default") return r;  // transformers' name for no scaling
+  if (type != "linear" && type != "llama3")
+    fail("{}: rope_scaling rope_type \"{}\" is not supported (supported: \"linear\", \"llama3\")", where, type);
+  r.type = type;
+  r.factor = number("factor");
+  LT_CHECK(r.factor >= 1, "{}: rope_scaling factor must be >= 1, got {}", where, r.factor);
+  if (type == "llama3") {
+    r.low_freq_factor = number("low_freq_factor");
+    r.high_freq_factor = number("high_freq_factor");
+    double orig = number("original_max_position_embeddings");
+    LT_CHECK(orig >= 1 && orig == std::floor(orig) && orig < 2147483648.0,
+             "{}: rope_scaling original_max_position_embeddings must be a positive integer, got {}", where, orig);
+    r.original_max_position_embeddings = int(orig);
+    LT_CHECK(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor,
+             "{}: rope_scaling needs 0 < low_freq_factor < high_freq_factor, got {} and {}", where, r.low_freq_factor,
+             r.high_freq_factor);
+  }
+  return r;
+}
+
+std::vector<double> rope_inv_freq(const LlamaConfig& c) {
+  const int hd = c.head_dim();
+  const RopeScaling& s = c.rope_scaling;
+  std::vector<double> f(size_t(hd / 2));
+  for (int i = 0; i < hd / 2; ++i) {
+    double inv = 1.0 / std::pow(double(c.rope_theta), double(2 * i) / double(hd));
+    if (s.type == "linear") {
+      inv /= s.factor;
+    } else if (s.type == "llama3") {
+      // Wavelengths (in positions) longer than the original context / low_freq_factor are
+      // stretched by `factor`, shorter than original / high_freq_factor are kept, and those in
+      // between are interpolated linearly in original / wavelength.
+      const double orig = s.original_max_position_embeddings;
+      const double wavelen = 2.0 * std::numbers::pi / inv;
+      if (wavelen > orig / s.low_freq_factor) {
+        inv /= s.factor;
+      } else if (!(wavelen < orig / s.high_freq_factor)) {
+        double smooth = (orig / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        inv = (1 - smooth) * inv / s.factor + smooth * inv;
+      }
+    }
+    f[size_t(i)] = inv;
+  }
+  return f;
 }
 
 int64_t LlamaConfig::num_params() const {
@@ -58,13 +131,26 @@ struct Preset {
   int dim, hidden, layers, heads, kv_heads, vocab, seq;
   float eps, theta;
   bool tie;
+  const char* rope_scaling = "null";  // config.json's text
+  const char* bos = "1";
+  const char* eos = "2";
 };
-// Llama 2 from Meta's released configs; TinyLlama from its HF config; the TinyStories
-// models (llama2.c) share the classifier with the embedding.
+constexpr const char* kLlama31Scaling =
+    R"({"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"})";
+constexpr const char* kLlama32Scaling =
+    R"({"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"})";
+// Llama 2 and 3.x from Meta's released config.json (the base models); TinyLlama from its HF
+// config; the TinyStories models (llama2.c) share the classifier with the embedding.
 constexpr Preset kPresets[] = {
     {"llama2-7b", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000.f, false},
     {"llama2-13b", 5120, 13824, 40, 40, 40, 32000, 4096, 1e-5f, 10000.f, false},
     {"llama2-70b", 8192, 28672, 80, 64, 8, 32000, 4096, 1e-5f, 10000.f, false},
+    {"llama3.1-8b", 4096, 14336, 32, 32, 8, 128256, 131072, 1e-5f, 500000.f, false, kLlama31Scaling, "128000", "128001"},
+    {"llama3.1-70b", 8192, 28672, 80, 64, 8, 128256, 131072, 1e-5f, 500000.f, false, kLlama31Scaling, "128000", "128001"},
+    {"llama3.1-405b", 16384, 53248, 126, 128, 8, 128256, 131072, 1e-5f, 500000.f, false, kLlama31Scaling, "128000",
+     "128001"},
+    {"llama3.2-1b", 2048, 8192, 16, 32, 8, 128256, 131072, 1e-5f, 500000.f, true, kLlama32Scaling, "128000", "128001"},
+    {"llama3.2-3b", 3072, 8192, 28, 24, 8, 128256, 131072, 1e-5f, 500000.f, true, kLlama32Scaling, "128000", "128001"},
     {"tinyllama-1.1b", 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, 10000.f, false},
     {"stories15m", 288, 768, 6, 6, 6, 32000, 256, 1e-5f, 10000.f, true},
     {"stories110m", 768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000.f, true},
@@ -93,6 +179,9 @@ LlamaConfig preset_config(const std::string& name) {
       c.norm_eps = p.eps;
       c.rope_theta = p.theta;
       c.tie_embeddings = p.tie;
+      c.rope_scaling = parse_rope_scaling(p.rope_scaling, std::string("preset ") + p.name);
+      c.bos_token_id = p.bos;
+      c.eos_token_id = p.eos;
       return c;
     }
   }
@@ -148,8 +237,15 @@ LlamaConfig parse_hf_config(const std::string& text, const std::string& path) {
     LT_CHECK(j["tie_word_embeddings"].is_boolean(), "{}: field 'tie_word_embeddings' must be true or false", path);
     c.tie_embeddings = j["tie_word_embeddings"].get<bool>();
   }
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-    fail("{}: rope_scaling {} is not supported (Llama 2 uses none)", path, j["rope_scaling"].dump());
+  if (j.contains("rope_scaling")) c.rope_scaling = parse_rope_scaling(j["rope_scaling"].dump(), path);
+  for (auto [key, field] : {std::pair{"bos_token_id", &c.bos_token_id}, std::pair{"eos_token_id", &c.eos_token_id}})
+    if (j.contains(key)) {
+      const json& v = j[key];
+      bool ids = v.is_null() || v.is_number_integer() ||
+                 (v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_number_integer(); }));
+      LT_CHECK(ids, "{}: field '{}' must be a token id, a list of ids or null, got {}", path, key, v.dump());
+      *field = v.dump();
+    }
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
     fail("{}: hidden_act {} is not supported (Llama uses \"silu\")", path, j["hidden_act"].dump());
   if (j.contains("head_dim") && j["head_dim"].is_number_integer() && j["head_dim"].get<int>() * c.n_heads != c.dim)
@@ -175,6 +271,16 @@ LlamaConfig resolve_model_config(const std::string& spec) {
   return preset_config(spec);
 }
 
+namespace {
+// The shortest decimal that reads back as `f`, as a double: 1e-5f is written 1e-05 (as in the
+// config.json it came from), not 9.999999747378752e-06.
+double float_json(float f) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, f);
+  return std::strtod(std::string(buf, r.ptr).c_str(), nullptr);
+}
+}  // namespace
+
 std::string hf_config_json(const LlamaConfig& c, const std::string& torch_dtype) {
   json j;
   j["architectures"] = {"LlamaForCausalLM"};
@@ -186,18 +292,18 @@ std::string hf_config_json(const LlamaConfig& c, const std::string& torch_dtype)
   j["num_key_value_heads"] = c.n_kv_heads;
   j["vocab_size"] = c.vocab_size;
   j["max_position_embeddings"] = c.max_seq_len;
-  j["rms_norm_eps"] = c.norm_eps;
-  j["rope_theta"] = c.rope_theta;
+  j["rms_norm_eps"] = float_json(c.norm_eps);
+  j["rope_theta"] = float_json(c.rope_theta);
   j["tie_word_embeddings"] = c.tie_embeddings;
   j["hidden_act"] = "silu";
   j["attention_bias"] = false;
   j["mlp_bias"] = false;
-  j["rope_scaling"] = nullptr;
+  j["rope_scaling"] = c.rope_scaling.json.empty() ? json(nullptr) : json::parse(c.rope_scaling.json);
   j["initializer_range"] = 0.02;
   j["pretraining_tp"] = 1;
   j["use_cache"] = true;
-  j["bos_token_id"] = 1;
-  j["eos_token_id"] = 2;
+  j["bos_token_id"] = json::parse(c.bos_token_id);
+  j["eos_token_id"] = json::parse(c.eos_token_id);
   j["torch_dtype"] = torch_dtype;
   return j.dump(2) + "\n";
 }

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/cpu/rope.h"
 
 namespace lt {
 
@@ -60,16 +61,10 @@ InferenceModel::InferenceModel(const LlamaConfig& config, std::vector<float> wei
   hb_.resize(c_.hidden_dim);
   hb2_.resize(c_.hidden_dim);
   logits_.resize(c_.vocab_size);
-  // Angles in double: position * theta^(-2j/hd), as HF's inv_freq, without fp32 rounding of
-  // the product at long positions.
+  // The training kernels' tables (angles in double, rope_scaling applied), one row per position.
   rope_cos_.resize(size_t(S) * hd / 2);
   rope_sin_.resize(size_t(S) * hd / 2);
-  for (int p = 0; p < S; ++p)
-    for (int j = 0; j < hd / 2; ++j) {
-      double inv_freq = 1.0 / std::pow(double(c_.rope_theta), 2.0 * j / hd);
-      rope_cos_[size_t(p) * hd / 2 + j] = float(std::cos(p * inv_freq));
-      rope_sin_[size_t(p) * hd / 2 + j] = float(std::sin(p * inv_freq));
-    }
+  cpu::rope_tables(rope_cos_.data(), rope_sin_.data(), S, hd, rope_inv_freq(c_).data());
 }
 
 const float* InferenceModel::step(int token) {

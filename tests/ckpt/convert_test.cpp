@@ -11,8 +11,11 @@
 #include "ckpt/hf_source.h"
 #include "ckpt/llama2c.h"
 #include "ckpt/reshard.h"
+#include "core/bf16.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/rng.h"
+#include "model/config.h"
 #include "test_util.h"
 
 namespace lt {
@@ -113,6 +116,59 @@ TEST(Convert, BadLayoutIsAClearError) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("tp = 3"), std::string::npos) << e.what();
+  }
+}
+
+// A Hugging Face directory with a Llama 3.x config.json (Meta's fields: llama3 rope_scaling,
+// rope_theta 500000, head_dim, the 128,256-entry vocabulary, a list of EOS ids) and random bf16
+// weights, in `shards` files.
+std::string write_llama3_hf(const fs::path& dir, bool tied) {
+  nlohmann::json cfg = nlohmann::json::parse(R"({
+    "architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "head_dim": 8, "hidden_act": "silu",
+    "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 40, "max_position_embeddings": 131072,
+    "mlp_bias": false, "model_type": "llama", "num_attention_heads": 8, "num_hidden_layers": 3,
+    "num_key_value_heads": 2, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "rope_theta": 500000.0, "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 128256})");
+  cfg["tie_word_embeddings"] = tied;
+  fs::create_directories(dir);
+  write_file_atomic((dir / "config.json").string(), cfg.dump(2));
+  LlamaConfig c = parse_hf_config(cfg.dump(), (dir / "config.json").string());
+  ParamLayout whole(c, ShardSpec{});
+  std::vector<TensorDecl> decls;
+  for (const auto& p : whole.params()) decls.push_back({p.name, DType::BF16, p.global_shape});
+  SafetensorsWriter w((dir / "model.safetensors").string(), decls, {{"format", "pt"}});
+  Rng r(tied ? 11 : 12);
+  for (const auto& p : whole.params()) {
+    std::vector<bf16> v(p.numel);
+    for (auto& x : v) x = float_to_bf16(float(r.normal()) * 0.02f);
+    w.write(v.data(), v.size() * sizeof(bf16));
+  }
+  w.finish();
+  return dir.string();
+}
+
+// Llama 3 configs, tied and untied, through tp x pp checkpoints (and a reshard) back to HF:
+// every tensor byte, and config.json's rope_scaling, rope_theta and token ids as they were.
+TEST(Convert, Llama3HfRoundTripThroughTpPp) {
+  for (bool tied : {false, true}) {
+    auto dir = test::scratch_dir(tied ? "convert_llama3_tied" : "convert_llama3");
+    std::string in = write_llama3_hf(dir / "in", tied);
+    convert_to_checkpoint(HfSource(in), (dir / "a").string(), {2, 3, {}, std::nullopt});
+    CheckpointSource a(open_checkpoint((dir / "a").string()));
+    EXPECT_EQ(a.config().rope_scaling.type, "llama3");
+    convert_to_checkpoint(a, (dir / "b").string(), {4, 2, {}, std::nullopt});  // tp 4 > 2 kv heads
+    convert_to_hf(CheckpointSource(open_checkpoint((dir / "b").string())), (dir / "hf").string(), {});
+    expect_same_tensors(in, (dir / "hf").string());
+    auto want = nlohmann::json::parse(read_file(in + "/config.json"));
+    auto got = nlohmann::json::parse(read_file((dir / "hf" / "config.json").string()));
+    for (const char* k : {"rope_scaling", "rope_theta", "bos_token_id", "eos_token_id", "tie_word_embeddings",
+                          "vocab_size", "max_position_embeddings", "torch_dtype", "rms_norm_eps"})
+      EXPECT_EQ(got[k], want[k]) << k << (tied ? " (tied)" : "");
+    auto gen = nlohmann::json::parse(read_file((dir / "hf" / "generation_config.json").string()));
+    EXPECT_EQ(gen["eos_token_id"], want["eos_token_id"]);
   }
 }
 

@@ -152,6 +152,40 @@ TEST(DataDataset, ShardDirectoryAndSingleShard) {
   EXPECT_THROW(lt::TokenDataset::open((dir / "nosplit").string(), 0), lt::Error);
   auto one = lt::TokenDataset::open((dir / names[1]).string(), 0);
   EXPECT_EQ(one->num_samples(), 4);
+  // uint32 shards say so in their version (2); uint16 ones stay version 1; both read.
+  auto version_of = [](const std::filesystem::path& p) {
+    uint32_t v = 0;
+    std::ifstream f(p, std::ios::binary);
+    f.seekg(8);
+    f.read(reinterpret_cast<char*>(&v), 4);
+    return v;
+  };
+  EXPECT_EQ(version_of(dir / names[0]), 2u);
+  {
+    lt::data::ShardWriter w((dir / "u16.bin").string(), 2, 5);
+    std::vector<int32_t> blk = {1, 2, 65535, 4, 5};
+    w.write_block(blk.data(), 1);
+    w.finish();
+  }
+  EXPECT_EQ(version_of(dir / "u16.bin"), 1u);
+  auto u16 = lt::TokenDataset::open((dir / "u16.bin").string(), 0);
+  EXPECT_EQ(u16->max_token_id(), 65535);
+  // A version-2 header that claims uint16 ids, and an unknown version, are rejected.
+  std::filesystem::copy_file(dir / "u16.bin", dir / "bad.bin");
+  {
+    std::fstream f(dir / "bad.bin", std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(8);
+    uint32_t v = 2;
+    f.write(reinterpret_cast<const char*>(&v), 4);
+  }
+  EXPECT_THROW(lt::TokenDataset::open((dir / "bad.bin").string(), 0), lt::Error);
+  {
+    std::fstream f(dir / "bad.bin", std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(8);
+    uint32_t v = 3;
+    f.write(reinterpret_cast<const char*>(&v), 4);
+  }
+  EXPECT_THROW(lt::TokenDataset::open((dir / "bad.bin").string(), 0), lt::Error);
   // A truncated shard (an interrupted write) is rejected.
   std::filesystem::resize_file(dir / names[1], 64 + 4 * 5 * 4 - 1);
   EXPECT_THROW(lt::TokenDataset::open((dir / names[1]).string(), 0), lt::Error);

@@ -369,7 +369,9 @@ TEST(KernelRope, DirectFormulaAndInverse) {
   const int B = 2, T = 11, H = 3, hd = 10;
   const float theta = 10000.0f;
   std::vector<float> c(size_t(T) * hd / 2), s(c.size());
-  rope_tables(c.data(), s.data(), T, hd, theta);
+  std::vector<double> inv_freq(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv_freq[size_t(i)] = std::pow(double(theta), -2.0 * i / hd);
+  rope_tables(c.data(), s.data(), T, hd, inv_freq.data());
   auto x = randv(size_t(B) * T * H * hd, 5), y = x;
   rope_forward(y.data(), c.data(), s.data(), B * T, T, H, hd);
   std::vector<float> ref(x.size());

@@ -50,7 +50,9 @@ TEST_P(LlamaFixtureTest, LogitsLossAndGradientsMatchPyTorch) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, LlamaFixtureTest, ::testing::Values("gqa2", "gqa4_tied", "mqa"));
+// rope_llama3 / rope_linear: rope_scaling, T beyond the original context (tools/make_rope_fixture.py).
+INSTANTIATE_TEST_SUITE_P(Fixtures, LlamaFixtureTest,
+                         ::testing::Values("gqa2", "gqa4_tied", "mqa", "rope_llama3", "rope_linear"));
 
 TEST(LlamaInit, IndependentOfTensorParallelLayout) {
   LlamaConfig c = preset_config("stories260k");

@@ -24,4 +24,16 @@ check "clash names numbers" "global batch size 500 is not divisible by dp = 16" 
 check "clash suggests" "496 or 512" "$bad"
 bad=$("$BIN" plan --model llama2-70b --procs-per-node 24 --tp 3 --gbs 8 --seq 4096 2>&1)
 check "tp must divide heads" "tp = 3 must divide num_attention_heads = 64" "$bad"
+# Llama 3.x presets: 8B and 70B on CPU ranks and on H100 / H200. The 8B rank at tp 8 holds, by
+# hand from Meta's shapes (hidden 4096, 32 layers, 8 KV heads of 128, MLP 14336, vocabulary
+# 128,256, untied): 2 x 16,032 x 4096 (embedding + head rows) + 32 x (8192 + 4096 x (512 + 2 x 128
+# + 512) + 3 x 4096 x 1792) + 4096 = 1,004,015,616 parameters.
+for dev in cpu h100 h200; do
+  out=$("$BIN" plan --model llama3.1-8b --device $dev --procs-per-node 8 --tp 8 --gbs 64 --seq 8192 --zero1 \
+        --recompute full --json 2>&1) || { echo "FAIL: llama3.1-8b on $dev exited $?"; echo "$out"; fail=1; }
+  check "llama3.1-8b $dev rank parameters" '"params": 1004015616' "$out"
+  out=$("$BIN" plan --model llama3.1-70b --device $dev --nodes 8 --procs-per-node 8 --tp 8 --pp 4 --gbs 256 \
+        --seq 8192 --zero1 --recompute full --sequence-parallel 2>&1) || { echo "FAIL: llama3.1-70b on $dev"; echo "$out"; fail=1; }
+  check "llama3.1-70b $dev layout" "tp 8 x pp 4 x dp 2, ZeRO-1, sequence parallel" "$out"
+done
 exit $fail

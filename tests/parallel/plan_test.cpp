@@ -61,7 +61,7 @@ StageBytes stage_bytes(const LlamaConfig& c, int tp, int pp, int st, StageOption
 }
 }  // namespace
 
-// The plan's activation + workspace bytes equal what LlamaStage actually allocates.
+// The plan's activation + workspace bytes equal what the CPU stage actually allocates.
 // A vocabulary large enough that the LM head runs in several chunks (and a shorter last one).
 TEST(Plan, ActivationBytesMatchWithAChunkedHead) {
   LlamaConfig c = tiny();

@@ -53,7 +53,8 @@ TEST_P(AdamWFixtureTest, TenStepsMatchPyTorch) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, AdamWFixtureTest, ::testing::Values("gqa2", "gqa4_tied", "mqa"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, AdamWFixtureTest,
+                         ::testing::Values("gqa2", "gqa4_tied", "mqa", "rope_llama3", "rope_linear"));
 
 TEST(LrSchedule, WarmupCosineLinearConstant) {
   LrSchedule c{ScheduleKind::cosine, 1.0, 0.1, 2, 12};

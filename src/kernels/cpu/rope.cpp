@@ -4,15 +4,14 @@
 
 namespace lt::cpu {
 
-void rope_tables(float* cos_t, float* sin_t, int T, int hd, float theta) {
+void rope_tables(float* cos_t, float* sin_t, int T, int hd, const double* inv_freq) {
   int half = hd / 2;
   for (int i = 0; i < half; ++i) {
     // In double, then rounded once: closer to the exact rotation than fp32 tables.
-    double inv_freq = 1.0 / std::pow(double(theta), double(2 * i) / double(hd));
     for (int t = 0; t < T; ++t) {
-      double angle = double(t) * inv_freq;
-      cos_t[t * half + i] = float(std::cos(angle));
-      sin_t[t * half + i] = float(std::sin(angle));
+      double angle = double(t) * inv_freq[i];
+      cos_t[size_t(t) * half + i] = float(std::cos(angle));
+      sin_t[size_t(t) * half + i] = float(std::sin(angle));
     }
   }
 }

@@ -119,7 +119,7 @@ CpuStage::CpuStage(const ParamLayout& layout, const StageGeometry& g, TensorPara
   }
   rope_cos_ = kc.floats("rope.cos");
   rope_sin_ = kc.floats("rope.sin");
-  cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, c_.rope_theta);
+  cpu::rope_tables(rope_cos_, rope_sin_, T_, hd_, rope_inv_freq(c_).data());
   if (bf16_) {
     cvt_[0] = kc.take<bf16>("bf16.a");
     cvt_[1] = kc.take<bf16>("bf16.b");
