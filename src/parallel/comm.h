@@ -1,13 +1,15 @@
 // Comm: a communicator over a fixed group of ranks (the world, or a tp/pp/dp group carved
-// from it). Implementations: MpiComm (OpenMPI, CPU ranks), SelfComm (one process, no MPI),
-// and later NCCL for GPU ranks. The interface speaks pointers and counts only, so it does not
-// care where the memory lives.
+// from it). Implementations: MpiComm (OpenMPI, CPU ranks, host memory), SelfComm (one process,
+// no MPI) and NcclComm (NCCL, GPU ranks, device memory; nccl_comm.h). The interface speaks
+// pointers and counts only, so it does not care where the memory lives.
 //
 // Contract, shared by every implementation:
 // - Collectives are called by every rank of the group, in the same order, with the same counts.
-// - Sums are deterministic: every element is folded in rank order, ((x0 + x1) + x2) + ..., so
-//   the result is bitwise identical on every rank, from run to run, and equal to that serial
-//   loop. (all_reduce_sum and reduce_scatter_sum give bitwise equal values for an element.)
+// - Sums are deterministic for a fixed layout: the same inputs give the same bits every run.
+//   How they are ordered is each implementation's own contract, stated in its header:
+//   MpiComm and SelfComm fold every element in rank order, ((x0 + x1) + x2) + ..., bitwise
+//   equal on every rank and to that serial loop (all_reduce_sum and reduce_scatter_sum agree);
+//   NcclComm uses NCCL's ring/tree order (see nccl_comm.h).
 // - Max and integer sums are exact, so any order gives the same bits.
 // - Errors throw lt::Error naming the operation; a peer that dies ends the whole job (the
 //   launcher's business), a peer that hangs is caught by the runtime's watchdog (runtime.h).
