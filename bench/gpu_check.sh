@@ -51,7 +51,7 @@ make_bundle() {
         cp -L "$path" "$stage/lib/$name"
       done
   done
-  (cd "$stage" && find . -type f | sort | xargs sha256sum > MANIFEST)
+  (cd "$stage" && find . -type f ! -name MANIFEST | sort | xargs sha256sum > MANIFEST)
   tar -C "$stage" -cJf "$BUNDLE" .
   rm -rf "$stage"
   local bytes

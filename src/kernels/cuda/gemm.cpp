@@ -154,6 +154,12 @@ Gemm::~Gemm() = default;
 void Gemm::run(const bf16* A, const bf16* B, void* C, const GemmShape& shape, cudaStream_t stream) {
   const GemmShape s = resolved(shape);
   if (s.M == 0 || s.N == 0) return;
+  if (s.K == 0) {  // an empty sum: C = 0, or C unchanged when accumulating
+    const size_t elem = s.out == GemmOut::f32 ? 4 : 2;
+    if (!s.accumulate)
+      LT_CUDA(cudaMemset2DAsync(C, size_t(s.ldc) * elem, 0, size_t(s.N) * elem, size_t(s.M), stream));
+    return;
+  }
   const uint32_t al_a = alignment(A), al_b = alignment(B), al_c = alignment(C);
   const Key key{s.M, s.N, s.K, s.trans_a, s.trans_b, s.lda, s.ldb, s.ldc, int(s.out), s.accumulate, al_a, al_b, al_c};
   auto it = impl_->plans.find(key);
