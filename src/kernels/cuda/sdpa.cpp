@@ -425,6 +425,7 @@ const AttnChoice& Attention::choose(const AttnShape& s, const AttnStrides& ld) {
   }
   const bool flash_ok = flash_attention_supported(s, ld, &flash_reason);
   AttnChoice c = choose_attention(cudnn_ != nullptr, took, cudnn_reason, flash_ok, flash_reason);
+  if (c.backend == AttnBackend::flash) flash_workspace_.reserve(flash_attention_backward_workspace_bytes(s));
   if (c.backend == AttnBackend::flash && cudnn_ != nullptr)
     log::warn("attention {}: {}", shape_text(s), c.reason);
   else
@@ -443,7 +444,6 @@ void Attention::backward(const bf16* q, const bf16* k, const bf16* v, const bf16
                          const AttnStrides& ld) {
   if (choose(s, ld).backend == AttnBackend::cudnn)
     return cudnn_->backward(q, k, v, out, dout, lse, dq, dk, dv, s, ld, stream);
-  flash_workspace_.reserve(flash_attention_backward_workspace_bytes(s));
   flash_attention_backward(q, k, v, out, nullptr, dout, lse, nullptr, nullptr, nullptr, dq, dk, dv,
                            flash_workspace_.data(), s, stream, ld);
 }

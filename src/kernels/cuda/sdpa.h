@@ -82,7 +82,8 @@ class Attention {
   explicit Attention(bool use_cudnn = true, bool deterministic = true);
   ~Attention();
 
-  // The backend of a shape (decided once, logged once).
+  // The backend of a shape (decided once, logged once), with its plans built and its workspace
+  // allocated: call it for every shape before the step loop, so no step allocates.
   const AttnChoice& choose(const AttnShape& s, const AttnStrides& ld = {});
 
   void forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, const AttnShape& s,
