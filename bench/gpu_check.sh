@@ -14,9 +14,9 @@
 #
 # The plan (seconds are timeouts; together under 8 minutes):
 #   device    10  nvidia-smi, the CUDA libraries found                     → device.txt
-#   tests    240  lt_cuda_tests: every kernel against its CPU reference,    → cuda_tests.json
+#   tests    270  lt_cuda_tests: every kernel against its CPU reference,    → cuda_tests.json
 #                 determinism, cuDNN SDPA, NCCL, health checks
-#   probe    150  cuda_probe: cuDNN attention support per shape, flash and  → probe.json
+#   probe    180  cuda_probe: cuDNN attention support per shape, flash and  → probe.json
 #                 cuDNN attention timings, cuBLASLt GEMM timings
 #   stage     —   hook: the CUDA stage against the CPU stage (fixtures, 30 steps of stories15M,
 #                 two identical runs bitwise equal) — added with the CUDA stage
@@ -116,7 +116,7 @@ stage_checks() { record stage pending 0 "the CUDA stage checks come with the CUD
 train_benchmark() { record benchmark pending 0 "the training benchmark comes with the CUDA stage"; }
 
 dry_run() {
-  echo "plan: device 10 s, tests 240 s, probe 150 s, stage and benchmark hooks (pending): under 8 minutes"
+  echo "plan: device 10 s, tests 270 s, probe 180 s, stage and benchmark hooks (pending): under 8 minutes"
   [ -f "$BUNDLE" ] || die "no bundle at $BUNDLE (make it with --make-bundle)"
   local bytes dir
   bytes=$(stat -c %s "$BUNDLE")
@@ -153,8 +153,8 @@ unpack "$DIR"
 CUDA_DIRS=$(cuda_lib_dirs)
 set_loader "$DIR"
 step device 10 device.txt bash -c "nvidia-smi; echo; echo 'CUDA library directories: $CUDA_DIRS'"
-step tests 240 cuda_tests.txt "${LOADER[@]}" "$DIR/bin/lt_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
-step probe 150 probe.json "${LOADER[@]}" "$DIR/bin/cuda_probe"
+step tests 270 cuda_tests.txt "${LOADER[@]}" "$DIR/bin/lt_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
+step probe 180 probe.json "${LOADER[@]}" "$DIR/bin/cuda_probe"
 stage_checks "$DIR"
 train_benchmark "$DIR"
 cat "$OUT/summary.json"

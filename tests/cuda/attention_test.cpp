@@ -235,7 +235,9 @@ TEST(CudaCudnnAttention, MatchesCpuReferenceWhereCudnnTakesTheShape) {
   int taken = 0;
   std::string refusals;
   uint64_t seed = 500;
-  for (const AttnShape& s : kShapes) {
+  // The first four shapes: each new shape may make cuDNN compile engines at run time.
+  const std::vector<AttnShape> shapes(kShapes.begin(), kShapes.begin() + 4);
+  for (const AttnShape& s : shapes) {
     std::string why;
     if (!sdpa.prepare(s, {}, true, &why)) {
       refusals += name(s) + ": " + why + "\n";
@@ -267,7 +269,7 @@ TEST(CudaCudnnAttention, MatchesCpuReferenceWhereCudnnTakesTheShape) {
       }
     }
   }
-  std::printf("cuDNN took %d of %zu shapes\n%s", taken, kShapes.size(), refusals.c_str());
+  std::printf("cuDNN took %d of %zu shapes\n%s", taken, shapes.size(), refusals.c_str());
   if (taken == 0) GTEST_SKIP() << "cuDNN took none of the shapes:\n" << refusals;
 }
 
