@@ -1,11 +1,17 @@
 // Helpers shared by the tests: paths to the source tree and a scratch directory.
 #pragma once
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
 namespace lt::test {
 
-inline std::string source_path(const std::string& rel) { return std::string(LT_SOURCE_DIR) + "/" + rel; }
+// The source tree: where the build was configured, or LT_TEST_SOURCE_DIR (a test binary carried
+// to another machine, e.g. the GPU device check, reads the fixtures of the checkout there).
+inline std::string source_path(const std::string& rel) {
+  const char* dir = std::getenv("LT_TEST_SOURCE_DIR");
+  return std::string(dir && *dir ? dir : LT_SOURCE_DIR) + "/" + rel;
+}
 inline std::string binary_path() { return LT_BINARY; }
 
 // A fresh, empty directory under the build tree, removed at the start of each use.

@@ -91,6 +91,11 @@ class Backend {
   virtual void adamw(float* p, const float* g, float* m, float* v, std::span<const OptimSegment> segments,
                      const AdamWHyper& h) = 0;
 
+  // For communicators that reach this backend's memory (parallel/device_comm.h): the device
+  // index and the stream its work is ordered on (nullptr / -1 for host memory).
+  virtual void* native_stream() const { return nullptr; }
+  virtual int device_index() const { return -1; }
+
   // Peak FLOP/s of this rank for `precision` (the MFU denominator).
   virtual double peak_flops(Precision precision) const = 0;
   virtual ComputeCheck check_compute(int gemm_size, bool inject_fault) = 0;

@@ -21,6 +21,7 @@
 #include "data/loader.h"
 #include "launch/fault_hooks.h"
 #include "model/backend.h"
+#include "parallel/device_comm.h"
 #include "parallel/job_layout.h"
 #include "parallel/runtime.h"
 #include "parallel/topology.h"
@@ -63,7 +64,10 @@ class Trainer {
   RunConfig cfg_;
   Runtime& rt_;
   FaultHooks hooks_ = FaultHooks::from_env();
-  std::unique_ptr<ProcessGroups> groups_;
+  std::unique_ptr<ProcessGroups> groups_;         // MPI: host scalars, barriers, checkpoints
+  std::unique_ptr<Comm> device_world_;            // NCCL when the stage's memory is on a GPU
+  std::unique_ptr<ProcessGroups> device_groups_;  // carved from it: stage memory (else groups_)
+  ProcessGroups& dev() const { return device_groups_ ? *device_groups_ : *groups_; }
   std::unique_ptr<Comm> mp_;  // tp × pp of one data-parallel replica (the norm without ZeRO-1)
   LlamaConfig model_;
   std::unique_ptr<ParamLayout> layout_;
@@ -106,6 +110,8 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
     log::warn("parallel.sequence_parallel has no effect with parallel.tp = 1");
 
   backend_ = make_backend(cfg.device, {omp_get_max_threads(), rt.launch().local_rank});
+  device_world_ = make_device_world(*backend_, rt.world());
+  if (device_world_) device_groups_ = std::make_unique<ProcessGroups>(*device_world_, cfg.tp, cfg.pp);
   StageGeometry g{model_, shard, {}, dp_, cfg.zero1 && dp_ > 1, omp_get_max_threads()};
   g.options.micro_batch = cfg.micro_batch_size;
   g.options.seq_len = cfg.seq_len;
@@ -114,12 +120,12 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   g.options.precision = cfg.precision;
   g.options.sequence_parallel = cfg.sequence_parallel;
   g.options.slots = PipelineSchedule::slots_needed(d.pp, rc.pp_rank, micro_batches_);
-  if (d.tp > 1) tp_ops_ = std::make_unique<CommTpOps>(groups_->tp());
+  if (d.tp > 1) tp_ops_ = std::make_unique<CommTpOps>(dev().tp());
   stage_ = backend_->make_stage(*layout_, g, tp_ops_.get());
   AdamWConfig ac{cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, cfg.decay_embeddings};
   opt_ = std::make_unique<ShardedAdamW>(*layout_, ac, rc.dp_rank, dp_, g.zero1, *backend_);
-  reducer_ = std::make_unique<GradientReducer>(*groups_, *stage_, *opt_, *backend_);
-  pipe_ = std::make_unique<PipelineSchedule>(*stage_, d.pp > 1 ? &groups_->pp() : nullptr, micro_batches_);
+  reducer_ = std::make_unique<GradientReducer>(dev(), *stage_, *opt_, *backend_);
+  pipe_ = std::make_unique<PipelineSchedule>(*stage_, d.pp > 1 ? &dev().pp() : nullptr, micro_batches_);
   ckpt_ = std::make_unique<Checkpointer>(cfg_, model_, *groups_, *stage_, *opt_, *backend_, hooks_);
   sched_ = {cfg.schedule, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.decay_steps};
 }
@@ -181,7 +187,7 @@ StepResult Trainer::train_step(double lr) {
   if (cfg_.grad_clip > 0 && cfg_.grad_clip / (r.grad_norm + 1e-6) < 1.0) coef = float(cfg_.grad_clip / (r.grad_norm + 1e-6));
   float* w = stage_->weights();
   opt_->update(w, grange, lr, coef, pos_.step + 1);
-  if (opt_->zero1()) groups_->dp().all_gather(w + opt_->begin(), w, opt_->end() - opt_->begin());
+  if (opt_->zero1()) dev().dp().all_gather(w + opt_->begin(), w, opt_->end() - opt_->begin());
   stage_->refresh_weights();
   return r;
 }
@@ -200,7 +206,7 @@ json Trainer::rank_stats(int64_t steps) const {
           {"pipeline_wait_s_per_step", pipe_wait_s_ / double(steps)}, {"micro_batches", micro_batches_},
           {"sequence_parallel", stage_->sequence_parallel()}, {"activation_bytes", stage_->activation_bytes()},
           {"peak_rss_bytes", peak_rss_bytes()},
-          {"comm", {{"tp", comm(groups_->tp())}, {"pp", comm(groups_->pp())}, {"dp", comm(groups_->dp())},
+          {"comm", {{"tp", comm(dev().tp())}, {"pp", comm(dev().pp())}, {"dp", comm(dev().dp())},
                     {"world", comm(rt_.world())}}}};
 }
 
@@ -264,7 +270,7 @@ int Trainer::run(const TrainOptions& opts) {
     stats.add(dt, pos_.step - first_step > 1);
     if (pos_.step - first_step == 1) {  // the first step (primitive creation) is left out of the rank stats
       pipe_wait_s_ = 0;
-      for (Comm* c : {&groups_->tp(), &groups_->pp(), &groups_->dp(), &world}) c->reset_stats();
+      for (Comm* c : {&dev().tp(), &dev().pp(), &dev().dp(), &world}) c->reset_stats();
     } else {
       timed_step_s_ += dt;
     }

@@ -84,7 +84,9 @@ TEST(CudaRope, ForwardAndBackwardMatchCpuOnStridedRows) {
   const int B = 2, T = 37, H = 3, hd = 64;
   const int64_t BT = int64_t(B) * T, width = int64_t(H) * hd, ld = width + 2 * hd;  // q slice of a fused row
   std::vector<float> cos_t(size_t(T) * hd / 2), sin_t(cos_t.size());
-  cpu::rope_tables(cos_t.data(), sin_t.data(), T, hd, 10000.0f);
+  std::vector<double> inv_freq(size_t(hd / 2));
+  for (int i = 0; i < hd / 2; ++i) inv_freq[size_t(i)] = std::pow(10000.0, -2.0 * i / hd);
+  cpu::rope_tables(cos_t.data(), sin_t.data(), T, hd, inv_freq.data());
   const auto fused = test::normal(size_t(BT * ld), 7);
   std::vector<float> q(static_cast<size_t>(BT * width));
   for (int64_t n = 0; n < BT; ++n)
