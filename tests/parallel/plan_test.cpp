@@ -176,13 +176,13 @@ TEST(Plan, SeedLayoutNumbers) {
   EXPECT_LT(p.mfu, 0.4);  // below the kernel efficiency: bubble, recomputation, uneven stages
   EXPECT_NEAR(p.total_seconds, 1500 * p.step_seconds, 1e-6 * p.total_seconds);
   // Without recomputation a layer keeps, per token on a tp rank (D 8192, local q 1024, k and v
-  // 128 each, 8 heads, MLP 3584): x and x_mid in fp32 (8 D), ln1 and ln2 in bf16 (4 D), q/k/v,
-  // the attention output, gate|up and h in bf16 (2 x (1280 + 1024 + 7168 + 3584)), lse and
-  // rstd (4 x 8 + 8): 124,456 B; with recomputation only its fp32 input (4 D = 32,768 B). Per
-  // micro-batch in flight the stage also keeps its fp32 output, final norm (bf16) and rstd,
-  // and the tokens: 6 D + 8 B per token (4096 tokens, 10 layers, 5 in flight).
-  EXPECT_DOUBLE_EQ(m.activations_full, 5.0 * 4096 * (10 * 124456 + 6 * 8192 + 8));
-  EXPECT_DOUBLE_EQ(m.activations_recompute, 5.0 * 4096 * (10 * 32768 + 6 * 8192 + 8));
+  // 128 each, 8 heads, MLP 3584): x and x_mid in fp32 (8 D), ln1 and ln2 in bf16 (4 D), q|k|v,
+  // the attention output and h in bf16 (2 x (1280 + 1024 + 3584)), the fp32 gate|up
+  // pre-activations (4 x 7168), lse and rstd (4 x 8 + 8): 138,792 B; with recomputation only its
+  // fp32 input (4 D = 32,768 B). Per micro-batch in flight a middle stage also keeps its fp32
+  // output, final norm (bf16) and rstd: 6 D + 4 B per token (4096 tokens, 10 layers, 5 in flight).
+  EXPECT_DOUBLE_EQ(m.activations_full, 5.0 * 4096 * (10 * 138792 + 6 * 8192 + 4));
+  EXPECT_DOUBLE_EQ(m.activations_recompute, 5.0 * 4096 * (10 * 32768 + 6 * 8192 + 4));
 }
 
 TEST(Plan, SingleRankFp32ByHand) {
