@@ -7,6 +7,7 @@
 // (S3 gives that per object; the directory store writes a temp name and renames).
 // Which objects form a complete checkpoint is decided above this layer (ckpt/remote_sync.h).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +34,10 @@ class RemoteStore {
   virtual void remove(const std::string& key) = 0;
   // Where `key` lives, for messages and logs: "s3://bucket/key" or a path.
   virtual std::string describe(const std::string& key) const = 0;
+  // While *flag is true, calls fail soon (within about a second, retries and back-off included)
+  // instead of running to the end: for an exit that cannot wait. nullptr: never cancelled.
+  // The flag must outlive every call made while it is set.
+  virtual void set_cancel_flag(const std::atomic<bool>* flag) { (void)flag; }
 };
 
 // A directory as a store: key "a/b" is the file <root>/a/b.

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
 
@@ -21,12 +22,14 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print a JSON summary at the end");
   cmd->add_flag("--help-config", o->help_config, "List every config key with its default and exit");
   cmd->footer("Config keys: see `llamatrain train --help-config`. Exit status: 0 done, 1 error, 85 stopped by "
-              "SIGTERM/SIGINT after saving a checkpoint.");
+              "SIGTERM/SIGINT after saving a checkpoint, 87 done but some checkpoints have no complete "
+              "copy at checkpoint.remote (exit.json names them; the next run uploads them).");
   cmd->callback([o] {
     if (o->help_config) {
       std::printf("%s", run_config_help().c_str());
       return;
     }
+    check_config_file(o->config);
     RunConfig cfg = load_run_config(o->config, o->overrides);
     int rc = run_training(cfg, TrainOptions{o->json});
     if (rc != 0) std::exit(rc);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "train/tensorboard.h"
@@ -13,7 +14,7 @@
 namespace lt {
 
 double peak_flops(const std::string& precision) {
-  if (const char* e = std::getenv("LT_PEAK_GFLOPS_PER_CORE")) return std::atof(e) * 1e9;
+  if (double g = env_number("LT_PEAK_GFLOPS_PER_CORE", 0); g > 0) return g * 1e9;
   // oneDNN GEMM on 2 Zen 5 cores: fp32 ≈ 345 GFLOP/s, bf16 ≈ 700 GFLOP/s.
   return precision == "bf16" ? 350e9 : 172.5e9;
 }

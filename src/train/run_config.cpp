@@ -59,6 +59,8 @@ const KeySpec kRunKeys[] = {
     {"checkpoint.keep", Type::Int, "3", "keep the newest K checkpoints"},
     {"checkpoint.resume", Type::String, "auto", "auto (newest complete checkpoint) | none | a step directory"},
     {"checkpoint.remote", Type::String, "", "copy checkpoints to s3://bucket/prefix or a directory; restore from it when the local dir is empty"},
+    {"checkpoint.remote_wait_s", Type::Float, "120.0", "seconds the run waits at exit for missing remote copies, in [0, 86400] (then exits 87 naming them); launch keeps it inside --stop-grace"},
+    {"checkpoint.prune_unsynced", Type::Bool, "false", "true: local retention may delete checkpoints whose remote copy is not complete"},
     {"train.nan_policy", Type::String, "skip", "on a non-finite loss or gradient norm: skip the update, rollback to the last checkpoint, or fail"},
     {"eval.every", Type::Int, "0", "evaluate on data.valid_path every N steps (0 = off)"},
     {"eval.batches", Type::Int, "8", "micro-batches per evaluation"},
@@ -176,6 +178,11 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
   auto I = [&](const char* k) { return to_int(k, v.at(k)); };
   auto F = [&](const char* k) { return to_float(k, v.at(k)); };
   auto B = [&](const char* k) { return to_bool(k, v.at(k)); };
+  auto I32 = [&](const char* k) {  // an int field: no silent truncation of 2^32 + 4 to 4
+    int64_t x = I(k);
+    LT_CHECK(x >= INT32_MIN && x <= INT32_MAX, "config key '{}' = {} is out of range (at most {})", k, x, INT32_MAX);
+    return int(x);
+  };
   c.model = S("model");
   c.init = S("init");
   c.data_path = S("data.path");
@@ -183,15 +190,16 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
   c.data_shuffle = B("data.shuffle");
   c.run_dir = S("run.dir");
   c.steps = I("train.steps");
-  c.global_batch_size = int(I("train.global_batch_size"));
-  c.micro_batch_size = int(I("train.micro_batch_size"));
-  c.seq_len = int(I("train.seq_len"));
+  c.global_batch_size = I32("train.global_batch_size");
+  c.micro_batch_size = I32("train.micro_batch_size");
+  c.seq_len = I32("train.seq_len");
+  LT_CHECK(I("train.seed") >= 0, "config key 'train.seed' must be >= 0, got {}", I("train.seed"));
   c.seed = uint64_t(I("train.seed"));
   c.precision = S("train.precision");
   c.recompute = B("train.recompute");
   c.pack_weights = B("train.pack_weights");
-  c.log_every = int(I("train.log_every"));
-  c.threads = int(I("train.threads"));
+  c.log_every = I32("train.log_every");
+  c.threads = I32("train.threads");
   c.lr = F("optim.lr");
   c.min_lr = F("optim.min_lr");
   c.warmup_steps = I("optim.warmup_steps");
@@ -203,8 +211,8 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
   c.eps = F("optim.eps");
   c.grad_clip = F("optim.grad_clip");
   c.decay_embeddings = B("optim.decay_embeddings");
-  c.tp = int(I("parallel.tp"));
-  c.pp = int(I("parallel.pp"));
+  c.tp = I32("parallel.tp");
+  c.pp = I32("parallel.pp");
   c.zero1 = B("parallel.zero1");
   c.sequence_parallel = B("parallel.sequence_parallel");
   if (!v["parallel.stage_starts"].empty()) {
@@ -222,14 +230,18 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
   c.checkpoint_dir = S("checkpoint.dir");
   if (c.checkpoint_dir.empty()) c.checkpoint_dir = c.run_dir + "/checkpoints";
   c.checkpoint_every = I("checkpoint.every");
-  c.checkpoint_keep = int(I("checkpoint.keep"));
+  c.checkpoint_keep = I32("checkpoint.keep");
   c.resume = S("checkpoint.resume");
   c.remote = S("checkpoint.remote");
+  c.remote_wait_s = F("checkpoint.remote_wait_s");
+  c.prune_unsynced = B("checkpoint.prune_unsynced");
+  LT_CHECK(c.remote_wait_s >= 0 && c.remote_wait_s <= 86400,
+           "config key 'checkpoint.remote_wait_s' must be in [0, 86400] seconds, got {}", c.remote_wait_s);
   c.nan_policy = S("train.nan_policy");
   LT_CHECK(c.nan_policy == "skip" || c.nan_policy == "rollback" || c.nan_policy == "fail",
            "config key 'train.nan_policy': expected skip, rollback or fail, got '{}'", c.nan_policy);
   c.eval_every = I("eval.every");
-  c.eval_batches = int(I("eval.batches"));
+  c.eval_batches = I32("eval.batches");
 
   auto positive = [](const char* key, int64_t x) { LT_CHECK(x > 0, "config key '{}' must be > 0, got {}", key, x); };
   positive("train.steps", c.steps);

@@ -43,6 +43,8 @@ struct RunConfig {
   int checkpoint_keep = 3;
   std::string resume = "auto";   // auto | none | a checkpoint step directory
   std::string remote;            // "" | s3://bucket/prefix | a directory: checkpoint copies
+  double remote_wait_s = 120;    // longest wait at exit for remote copies
+  bool prune_unsynced = false;   // local retention may delete checkpoints not yet copied remotely
   std::string nan_policy = "skip";  // skip | rollback | fail
   int64_t eval_every = 0;
   int eval_batches = 8;

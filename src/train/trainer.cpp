@@ -17,12 +17,11 @@
 #include <thread>
 
 #include "ckpt/checkpoint.h"
-#include "ckpt/remote_store.h"
-#include "ckpt/remote_sync.h"
+#include "ckpt/checkpoint_sync.h"
 #include "ckpt/reshard.h"
-#include "ckpt/s3_client.h"
 #include "ckpt/tensor_source.h"
 #include "core/buffer.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -36,6 +35,7 @@
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/pipeline.h"
+#include "train/rank_faults.h"
 #include "train/schedule.h"
 
 namespace lt {
@@ -106,10 +106,10 @@ class Trainer {
   int dp_ = 1, micro_batches_ = 1, local_batch_ = 1;
   LrSchedule sched_;
   int64_t step_ = 0, tokens_seen_ = 0, checkpoints_written_ = 0, nan_skipped_ = 0, rollbacks_ = 0;
-  std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set
+  std::unique_ptr<CheckpointSync> uploader_;  // world rank 0, when checkpoint.remote is set
   double pipe_wait_s_ = 0, timed_step_s_ = 0;
   // LT_FAULT_NAN_AT_STEP=k: the gradient of step k becomes NaN (tests of train.nan_policy).
-  int64_t fault_nan_step_ = std::getenv("LT_FAULT_NAN_AT_STEP") ? std::atoll(std::getenv("LT_FAULT_NAN_AT_STEP")) : -1;  // over counted steps, for <run.dir>/ranks/
+  int64_t fault_nan_step_ = env_int("LT_FAULT_NAN_AT_STEP", -1);  // over counted steps, for <run.dir>/ranks/
   void write_rank_stats(int64_t steps) const;
 };
 
@@ -224,18 +224,9 @@ void Trainer::load_checkpoint_state(const CheckpointRef& ref) {
 // directory (as SageMaker does), and upload every new checkpoint in the background.
 void Trainer::setup_remote() {
   if (cfg_.remote.empty()) return;
-  if (rt_.world().rank() == 0) {
-    RemoteLocation loc = open_remote(cfg_.remote);
-    if (auto* s3 = dynamic_cast<S3Store*>(loc.store.get())) s3->check_access();
-    std::shared_ptr<RemoteStore> store(std::move(loc.store));
-    if (cfg_.resume == "auto") {
-      if (auto got = restore_newest_if_local_empty(cfg_.checkpoint_dir, *store, loc.prefix))
-        log::info("restored {} from {}", *got, cfg_.remote);
-    }
-    BackgroundUploader::Options o;
-    o.keep_last = cfg_.checkpoint_keep;
-    uploader_ = std::make_unique<BackgroundUploader>(store, loc.prefix, o);
-  }
+  if (rt_.world().rank() == 0)
+    uploader_ = CheckpointSync::start(cfg_.remote, cfg_.checkpoint_dir, cfg_.resume == "auto",
+                                      {cfg_.checkpoint_keep, cfg_.prune_unsynced, cfg_.remote_wait_s});
   rt_.world().barrier();
 }
 
@@ -257,6 +248,7 @@ void Trainer::write_heartbeat(const char* phase) const {
 // launcher that only sees mpirun's status (e.g. mpirun itself was signalled) can tell.
 void Trainer::write_exit_status(int status) const {
   json j = {{"status", status}, {"step", step_}, {"steps", cfg_.steps}};
+  if (uploader_) j["remote"] = uploader_->status().to_json();
   write_file_atomic(cfg_.run_dir + "/exit.json", j.dump() + "\n");
 }
 
@@ -268,7 +260,7 @@ void Trainer::restore_or_init() {
     if (cfg_.resume != "auto") resume_root = cfg_.resume;
     if (world.rank() == 0) {
       if (cfg_.resume == "auto") {
-        if (auto ref = find_latest_checkpoint(resume_root)) resume_step = ref->meta.step;
+        if (auto ref = find_resume_checkpoint(resume_root)) resume_step = ref->meta.step;
       } else {
         resume_step = open_checkpoint(resume_root).meta.step;
       }
@@ -381,8 +373,8 @@ void Trainer::save_checkpoint() {
   }
   // Test hook: LT_FAULT_SAVE_DELAY_S holds every save open (shards written, not yet final) so a
   // fault-injection test can kill a rank mid-save reliably.
-  if (const char* d = std::getenv("LT_FAULT_SAVE_DELAY_S"))
-    std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(d)));
+  if (double d = env_number("LT_FAULT_SAVE_DELAY_S", 0); d > 0)
+    std::this_thread::sleep_for(std::chrono::duration<double>(d));
   world.barrier();
   if (world.rank() == 0) {
     CheckpointMeta m;
@@ -400,9 +392,9 @@ void Trainer::save_checkpoint() {
     m.scheduler = {{"kind", sched_.kind}, {"lr", sched_.lr}, {"min_lr", sched_.min_lr}, {"warmup", sched_.warmup},
                    {"decay", sched_.decay}, {"step", step_}};
     m.extra = {{"run_config", cfg_.resolved}};
-    std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, cfg_.checkpoint_keep);
+    std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, uploader_ ? 0 : cfg_.checkpoint_keep);
     log::info("checkpoint saved: {}", dir);
-    if (uploader_) uploader_->enqueue(dir);
+    if (uploader_) uploader_->checkpoint_saved();  // it also applies checkpoint.keep locally
   }
   ++checkpoints_written_;
   world.barrier();
@@ -556,6 +548,7 @@ int Trainer::run(const TrainOptions& opts) {
       if (metrics) metrics->eval(step_, el);
     }
     if (is_log_rank()) write_heartbeat("train");
+    fault_exit_after_step(step_, world.rank());
     int64_t stop = g_stop_signal.load();
     world.all_reduce_sum(&stop, 1);
     bool last = step_ == cfg_.steps;
@@ -567,11 +560,12 @@ int Trainer::run(const TrainOptions& opts) {
     }
   }
   write_rank_stats(step_ - first_step - 1);
+  if (uploader_ && !uploader_->finish().complete && exit_code == 0) exit_code = kExitRemoteIncomplete;
   if (is_log_rank()) {
     json s = {{"steps_run", step_ - first_step}, {"step", step_}, {"first_loss", first_loss}, {"final_loss", last_loss},
               {"tokens_per_s", stats.mean() > 0 ? double(tokens_per_step) / stats.mean() : 0.0},
               {"mean_step_s", stats.mean()}, {"checkpoints_written", checkpoints_written_},
-              {"nan_skipped", nan_skipped_}, {"rollbacks", rollbacks_}, {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code != 0},
+              {"nan_skipped", nan_skipped_}, {"rollbacks", rollbacks_}, {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code == kExitStopped},
               {"wall_s", run_timer.seconds()}};
     if (metrics) metrics->summary(s);
     if (opts.json) std::printf("%s\n", s.dump().c_str());
