@@ -51,15 +51,18 @@ check "from_hf_missing: nothing left (no step_00000000.tmp, no directory)" [ ! -
 expect_fail into_run "holds training checkpoints" "$LT" convert --from llama2c --input "$ASSETS/stories260K.bin" --output "$WORK/run/checkpoints"
 
 # --- a full disk ----------------------------------------------------------------------------
-# full <name> <KiB> <command...>: runs the command with its output directory $FULL on a disk of
-# <KiB> that fills up, then copies what is left there to $WORK/<name>.left/.
+# full <name> <KiB> <setup> <command...>: runs <setup> (a shell snippet, unconstrained) and then
+# the command with their output directory $FULL on a disk of <KiB> that fills up, then copies
+# what is left there to $WORK/<name>.left/. Where mounting is not allowed, <KiB> is a file-size
+# limit instead: a write past it fails with EFBIG, as one past a full disk does with ENOSPC.
 if unshare -m --propagation private true 2>/dev/null; then
   full() {
-    local name="$1" kib="$2"
-    shift 2
+    local name="$1" kib="$2" setup="$3"
+    shift 3
     mkdir -p "$WORK/full_$name"
-    FULL="$WORK/full_$name" LEFT="$WORK/$name.left" KIB="$kib" unshare -m --propagation private bash -c '
+    FULL="$WORK/full_$name" LEFT="$WORK/$name.left" KIB="$kib" SETUP="$setup" unshare -m --propagation private bash -c '
       mount -t tmpfs -o size=${KIB}k tmpfs "$FULL" || exit 99
+      eval "$SETUP"
       "$@"; rc=$?
       cp -a "$FULL" "$LEFT"
       exit $rc' full "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
@@ -67,39 +70,45 @@ if unshare -m --propagation private true 2>/dev/null; then
   echo "  full disk: a tmpfs in a private mount namespace (ENOSPC)"
 else
   full() {
-    local name="$1" kib="$2"
-    shift 2
+    local name="$1" kib="$2" setup="$3"
+    shift 3
     mkdir -p "$WORK/full_$name"
-    ( trap '' XFSZ; ulimit -f "$kib"; FULL="$WORK/full_$name" exec "$@" ) > "$WORK/$name.out" 2> "$WORK/$name.err"
+    ( export FULL="$WORK/full_$name"; eval "$setup"; trap '' XFSZ; ulimit -f "$kib"; exec "$@" ) \
+      > "$WORK/$name.out" 2> "$WORK/$name.err"
     local rc=$?
     cp -a "$WORK/full_$name" "$WORK/$name.left"
     return $rc
   }
   echo "  full disk: no mount namespace here; a file-size limit instead (EFBIG)"
 fi
-full_case() {  # full_case <name> <KiB> <command...>
-  local name="$1" kib="$2"
-  shift 2
-  full "$name" "$kib" "$@"
+full_case() {  # full_case <name> <KiB> <setup> <command...>
+  local name="$1" kib="$2" setup="$3"
+  shift 3
+  full "$name" "$kib" "$setup" "$@"
   local rc=$?
   check "full disk, $name: exit 1 (got $rc)" [ $rc -eq 1 ]
   check "full disk, $name: error names the reason" grep -q "^error: .*\(No space left on device\|File too large\)" "$WORK/$name.err"
 }
 nothing_left() { [ -z "$(ls -A "$WORK/$1.left")" ]; }
 # The stories260K export is ~1 MB: 300 KiB fills up in the middle of the safetensors.
-full_case convert_to_hf 300 bash -c '"$0" convert --to hf --input "$1" --output "$FULL/hf"' "$LT" "$WORK/ckpt"
+full_case convert_to_hf 300 : bash -c '"$0" convert --to hf --input "$1" --output "$FULL/hf"' "$LT" "$WORK/ckpt"
 check "full disk, convert_to_hf: nothing left" nothing_left convert_to_hf
-full_case convert_from 300 bash -c '"$0" convert --from llama2c --input "$1" --output "$FULL/ckpt"' "$LT" "$ASSETS/stories260K.bin"
+full_case convert_from 300 : bash -c '"$0" convert --from llama2c --input "$1" --output "$FULL/ckpt"' "$LT" "$ASSETS/stories260K.bin"
 check "full disk, convert_from: nothing left" nothing_left convert_from
 for l in ca es en; do
   awk -v RS= 'NR <= 150 { print; print "" }' "$SRC/assets/corpus/gimp_help/gimp_help_$l.txt" > "$WORK/corpus_$l.txt"
 done
-full_case prepare 40 bash -c '"$0" prepare "$1"/corpus_*.txt -o "$FULL/data" --tokenizer "$2" --block-size 64 --no-progress' \
+full_case prepare 40 : bash -c '"$0" prepare "$1"/corpus_*.txt -o "$FULL/data" --tokenizer "$2" --block-size 64 --no-progress' \
   "$LT" "$WORK" "$TOK"
 check "full disk, prepare: nothing left" nothing_left prepare
-# A save: the first checkpoint (model + optimizer, ~4 MB) fits, the second does not; the first
-# stays the newest complete one.
-full_case save 6000 bash -c '"$0" train $1 run.dir="$FULL/run" checkpoint.every=2 checkpoint.keep=3' "$LT" \
+# A save: a run with its step-2 checkpoint (model 1 MB + optimizer 3 MB) is put on the disk, which
+# then fills up while step 4 is saved (tmpfs of 6000 KiB; or a 2000 KiB file-size limit: the
+# optimizer shard); step 2 stays the newest complete checkpoint.
+"$LT" train $(job "$WORK/save_base" 2 checkpoint.every=2) > "$WORK/save_base.log" 2>&1
+check "full disk, save: a run with a step-2 checkpoint" [ -f "$WORK/save_base/checkpoints/step_00000002/DONE" ]
+if unshare -m --propagation private true 2>/dev/null; then save_kib=6000; else save_kib=2000; fi
+full_case save $save_kib "cp -a '$WORK/save_base' \"\$FULL/run\"" \
+  bash -c '"$0" train $1 run.dir="$FULL/run" checkpoint.every=2 checkpoint.keep=3' "$LT" \
   "$(job unused 4 | sed 's/run.dir=[^ ]*//')"
 check "full disk, save: the error names the checkpoint being written" grep -q "^error: .*step_00000004" "$WORK/save.err"
 check "full disk, save: step 2 is complete" [ -f "$WORK/save.left/run/checkpoints/step_00000002/DONE" ]
