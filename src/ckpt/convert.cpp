@@ -163,7 +163,7 @@ HfExportResult convert_to_hf(const TensorSource& src, const std::string& out_dir
     if (name != "tokenizer_config.json" && name != "special_tokens_map.json") open_tokenizer(t);
   }
   check_hf_output(out_dir);
-  std::string tmp = staging_dir(out_dir);
+  std::string tmp = staging_dir(out_dir, "Hugging Face export");
   try {
     HfExportResult r = write_hf_files(src, tmp, opt, dtype);
     publish_dir(tmp, out_dir);

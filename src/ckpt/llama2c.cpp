@@ -172,7 +172,8 @@ namespace {
 void write_llama2c_file(const TensorSource& src, const std::string& tmp) {
   const LlamaConfig& c = src.config();
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  LT_CHECK(f, "cannot create {}: {}", tmp, std::strerror(errno));
+  LT_CHECK(f, "cannot create llama2.c file '{}' (as {} first): {}", tmp.substr(0, tmp.size() - 4), tmp,
+           std::strerror(errno));
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
   auto put = [&](const void* p, size_t n) {
     LT_CHECK(std::fwrite(p, 1, n, f) == n, "cannot write {}: {}", tmp, std::strerror(errno));

@@ -92,13 +92,15 @@ void ensure_writable_dir(const std::string& dir, const std::string& what) {
   if (::access(dir.c_str(), W_OK) != 0) fail("{} '{}' is not writable: {}", what, dir, std::strerror(errno));
 }
 
-std::string staging_dir(const std::string& final_dir) {
+std::string staging_dir(const std::string& final_dir, const std::string& what) {
   std::string out = fs::path(final_dir).lexically_normal().string();
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   std::string tmp = out + ".tmp-" + std::to_string(::getpid());
   std::error_code ec;
   fs::remove_all(tmp, ec);
-  ensure_writable_dir(tmp, "temporary output directory");
+  fs::create_directories(tmp, ec);
+  if (ec) fail("{} '{}' cannot be created (as {} first): {}", what, out, tmp, ec.message());
+  if (::access(tmp.c_str(), W_OK) != 0) fail("{} '{}' is not writable: {}", what, out, std::strerror(errno));
   return tmp;
 }
 

@@ -134,7 +134,7 @@ nlohmann::json prepare_dataset(const PrepareOptions& o) {
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   const uint64_t blocks_per_shard = std::max<uint64_t>(1, o.shard_bytes / (uint64_t(o.block_size) * token_bytes));
 
-  std::string tmp = staging_dir(out);
+  std::string tmp = staging_dir(out, "dataset");
   InterruptGuard guard;
   BatchQueue queue;
   std::thread reader_thread;

@@ -17,6 +17,7 @@
 
 #include "ckpt/checkpoint.h"
 #include "ckpt/checkpoint_sync.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -160,9 +161,13 @@ std::vector<std::string> Supervisor::train_argv(int attempt) const {
   // was told to start from (later overrides win).
   if (attempt > 1 && cfg_.resume != "auto" && newest_checkpoint_step(cfg_.checkpoint_dir) >= 0)
     a.push_back("checkpoint.resume=auto");
-  // The wait for remote copies at exit must leave time for the save inside --stop-grace.
-  if (!cfg_.remote.empty() && cfg_.remote_wait_s > o_.stop_grace_s / 2)
-    a.push_back(fmt::format("checkpoint.remote_wait_s={}", o_.stop_grace_s / 2));
+  // Rank 0's wait for remote copies at exit must leave time for the save inside --stop-grace,
+  // and end before the hang watchdog or the ranks' comm watchdog (peers wait in the final
+  // barrier meanwhile) would take it for a hang.
+  double wait_limit = std::min(o_.stop_grace_s, o_.hang_timeout_s) / 2;
+  if (double comm = env_number("LT_COMM_TIMEOUT", 0); comm > 0) wait_limit = std::min(wait_limit, comm / 2);
+  if (!cfg_.remote.empty() && cfg_.remote_wait_s > wait_limit)
+    a.push_back(fmt::format("checkpoint.remote_wait_s={}", wait_limit));
   return a;
 }
 

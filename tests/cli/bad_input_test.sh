@@ -147,8 +147,13 @@ bad "unknown data command" "unknown command 'data inspct'" - data inspct x
 bad "missing required option" "--input is required" - convert --to hf --output x
 bad "procs-per-node 0 (given, not missing)" "--procs-per-node: expected an integer in [1," - launch --procs-per-node 0
 bad "an unknown option" "--no-such-option" - healthcheck --no-such-option
-bad "llama2c output under a missing directory names the file" "$WORK/nowhere/model.bin" - \
+bad "llama2c output under a missing directory names the file" "llama2.c file '$WORK/nowhere/model.bin'" - \
   convert --to llama2c --input "$SRC/assets/stories260k/stories260K.bin" --output "$WORK/nowhere/model.bin"
+echo x > "$WORK/a_file"
+bad "a dataset output under a file names the output" "dataset '$WORK/a_file/data' cannot be created" - \
+  prepare "$WORK/a_file" -o "$WORK/a_file/data" --tokenizer "$SRC/assets/stories260k/tok512.model"
+bad "an HF export under a file names the output" "Hugging Face export '$WORK/a_file/hf' cannot be created" - \
+  convert --to hf --input "$SRC/assets/stories260k/stories260K.bin" --output "$WORK/a_file/hf"
 echo "  $cases bad inputs checked"
 [ $fail -eq 0 ] && echo "ok: every bad input: exit 1, one error naming it, nothing written"
 exit $fail
