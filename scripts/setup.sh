@@ -8,7 +8,10 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libspdlog-dev libfmt-dev libopenmpi-dev openmpi-bin libprotobuf-dev protobuf-compiler
       libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev
       libpcre2-dev
+      xxhash clang libclang-rt-14-dev libomp-dev
       )
+# xxhash: xxhsum, the fault-injection tests' independent checkpoint checker; clang, its runtime
+# and libomp: the libFuzzer targets (tests/fuzz/fuzz_bounded_test.sh).
 # Node.js + npm only serve the S3 test server; install them only when absent.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [ "${1:-}" = "--with-python" ]; then

@@ -1,11 +1,14 @@
 #include "ckpt/checkpoint.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <vector>
 
 #include "ckpt/tensor_source.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -160,19 +163,53 @@ int64_t parse_step_name(const std::string& name) {
   return std::stoll(name.substr(5));
 }
 
-// Complete-looking step directories under root, newest first.
-std::vector<std::pair<int64_t, std::string>> list_steps(const std::string& root) {
-  std::vector<std::pair<int64_t, std::string>> out;
+}  // namespace
+
+std::vector<StepDir> list_step_dirs(const std::string& root) {
+  std::vector<StepDir> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root, ec)) {
     int64_t s = parse_step_name(e.path().filename().string());
-    if (s >= 0 && e.is_directory()) out.emplace_back(s, e.path().string());
+    if (s >= 0 && e.is_directory()) out.push_back({s, e.path().string(), fs::exists(e.path() / "DONE")});
   }
-  std::sort(out.rbegin(), out.rend());
+  std::sort(out.begin(), out.end(), [](const StepDir& a, const StepDir& b) { return a.step > b.step; });
   return out;
 }
 
-}  // namespace
+void remove_checkpoint_dir(const std::string& step_dir) {
+  std::error_code ec;
+  fs::remove(fs::path(step_dir) / "DONE", ec);
+  LT_CHECK(!ec, "checkpoint: cannot remove {}/DONE: {}", step_dir, ec.message());
+  fsync_dir(step_dir);
+  // Test hook: hold the deletion open so that a fault-injection test can kill it half-way.
+  if (double d = env_number("LT_FAULT_PRUNE_DELAY_S", 0); d > 0)
+    std::this_thread::sleep_for(std::chrono::duration<double>(d));
+  fs::remove_all(step_dir, ec);
+  LT_CHECK(!ec, "checkpoint: cannot remove {}: {}", step_dir, ec.message());
+}
+
+std::vector<std::string> prune_checkpoints(const std::string& root, int keep_last,
+                                           const std::function<bool(const std::string&)>& may_remove) {
+  LT_CHECK(keep_last >= 1, "checkpoint: keep_last must be at least 1, got {}", keep_last);
+  std::vector<std::string> removed;
+  int complete = 0;
+  int64_t newest_kept = -1;
+  for (const StepDir& s : list_step_dirs(root)) {
+    if (s.done && complete < keep_last) {
+      ++complete;
+      if (newest_kept < 0) newest_kept = s.step;
+      continue;
+    }
+    // Beyond the kept ones: complete checkpoints the caller lets go, and (older than the newest
+    // kept) directories that lost DONE in a deletion that was cut short.
+    bool go = s.done ? (!may_remove || may_remove(s.dir)) : (newest_kept >= 0 && s.step < newest_kept);
+    if (!go) continue;
+    log::info("checkpoint: removing old {}", s.dir);
+    remove_checkpoint_dir(s.dir);
+    removed.push_back(s.dir);
+  }
+  return removed;
+}
 
 std::string finalize_checkpoint(const std::string& root, CheckpointMeta meta, int keep_last) {
   std::string tmp = checkpoint_tmp_dir(root, meta.step);
@@ -197,6 +234,7 @@ std::string finalize_checkpoint(const std::string& root, CheckpointMeta meta, in
   if (fs::exists(final_dir)) {  // saving a step again (e.g. after a resume): replace it
     std::string old = final_dir + ".old";
     fs::remove_all(old, ec);
+    fs::remove(fs::path(final_dir) / "DONE", ec);  // never two complete-looking copies
     fs::rename(final_dir, old, ec);
     LT_CHECK(!ec, "checkpoint: cannot move aside {}: {}", final_dir, ec.message());
   }
@@ -206,20 +244,14 @@ std::string finalize_checkpoint(const std::string& root, CheckpointMeta meta, in
   fs::remove_all(final_dir + ".old", ec);
   write_file_atomic((fs::path(root) / "latest").string(), step_dir_name(meta.step) + "\n");
 
-  if (keep_last > 0) {
-    auto steps = list_steps(root);
-    for (size_t i = size_t(keep_last); i < steps.size(); ++i) {
-      log::info("checkpoint: removing old {}", steps[i].second);
-      fs::remove_all(steps[i].second, ec);
-    }
-    // Leftovers of crashed saves of older steps.
-    for (const auto& e : fs::directory_iterator(root, ec)) {
-      std::string n = e.path().filename().string();
-      if (n.ends_with(".tmp") && parse_step_name(n.substr(0, n.size() - 4)) >= 0 &&
-          parse_step_name(n.substr(0, n.size() - 4)) < meta.step)
-        fs::remove_all(e.path(), ec);
-    }
+  // Leftovers of crashed saves of older steps (never resolved: they can only be garbage).
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    std::string n = e.path().filename().string();
+    if (!n.ends_with(".tmp")) continue;
+    int64_t s = parse_step_name(n.substr(0, n.size() - 4));
+    if (s >= 0 && s < meta.step) fs::remove_all(e.path(), ec);
   }
+  if (keep_last > 0) prune_checkpoints(root, keep_last);
   return final_dir;
 }
 
@@ -265,22 +297,43 @@ CheckpointMeta verify_checkpoint(const std::string& step_dir, Verify verify) {
   return m;
 }
 
-std::optional<CheckpointRef> find_latest_checkpoint(const std::string& root, Verify verify) {
-  for (const auto& [step, dir] : list_steps(root)) {
+namespace {
+// The newest valid step under root; the reasons the newer ones failed go to `skipped`.
+std::optional<CheckpointRef> newest_valid(const std::string& root, Verify verify, std::vector<std::string>& skipped) {
+  for (const StepDir& s : list_step_dirs(root)) {
     try {
-      return CheckpointRef{dir, verify_checkpoint(dir, verify)};
+      return CheckpointRef{s.dir, verify_checkpoint(s.dir, verify)};
     } catch (const Error& e) {
       log::warn("skipping checkpoint: {}", e.what());
+      skipped.push_back(e.what());
     }
   }
   return std::nullopt;
+}
+}  // namespace
+
+std::optional<CheckpointRef> find_latest_checkpoint(const std::string& root, Verify verify) {
+  std::vector<std::string> skipped;
+  return newest_valid(root, verify, skipped);
+}
+
+std::optional<CheckpointRef> find_resume_checkpoint(const std::string& root, Verify verify) {
+  std::vector<std::string> skipped;
+  auto ref = newest_valid(root, verify, skipped);
+  if (ref || skipped.empty()) return ref;
+  std::string list;
+  for (const auto& why : skipped) list += "\n  " + why;
+  fail("checkpoint directory '{}' holds {} checkpoint(s) and none is usable; stopping rather than starting from "
+       "random weights over them (nothing was changed):{}\nRepair or move them away, resume from a copy "
+       "(checkpoint.resume=<step directory>), or start a new run in an empty checkpoint.dir",
+       root, skipped.size(), list);
 }
 
 bool is_checkpoint_path(const std::string& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return false;
   if (fs::exists(fs::path(path) / "meta.json") || fs::exists(fs::path(path) / "latest")) return true;
-  return !list_steps(path).empty();
+  return !list_step_dirs(path).empty();
 }
 
 CheckpointRef open_checkpoint(const std::string& path, int64_t step, Verify verify) {

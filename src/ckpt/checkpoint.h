@@ -19,6 +19,7 @@
 // broadcast the step, and have the others open_checkpoint(root, step, Verify::sizes).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -65,9 +66,10 @@ void record_file_digest(const std::string& path, const FileDigest& d);
 
 // Rank 0 only, after every rank has written. Checks that every file `meta` implies is present,
 // records size + xxhash64 of each in meta.json, writes DONE, fsyncs, renames step_N.tmp to
-// step_N (replacing an older step_N), writes `latest`, then deletes all but the newest
-// `keep_last` complete steps (keep_last <= 0: keep all). meta.step names the step; meta.files
-// is filled here. Returns the final directory.
+// step_N (replacing an older step_N), writes `latest`, removes ".tmp" leftovers of older steps,
+// then deletes all but the newest
+// `keep_last` complete steps (keep_last <= 0: keep all; prune_checkpoints). meta.step names the
+// step; meta.files is filled here. Returns the final directory.
 std::string finalize_checkpoint(const std::string& root, CheckpointMeta meta, int keep_last);
 
 // Convenience for one process holding every (tp, pp) shard: begin + write each model shard
@@ -94,6 +96,31 @@ struct CheckpointRef {
 };
 // The newest valid step under `root`; invalid ones are skipped with a warning. nullopt: none.
 std::optional<CheckpointRef> find_latest_checkpoint(const std::string& root, Verify verify = Verify::checksums);
+// What `checkpoint.resume: auto` continues from: the newest valid step under `root`, or nullopt
+// when `root` holds no step directory at all (a new run). When step directories exist but none
+// verifies, throws an error listing each and what is wrong with it, and changes nothing:
+// starting from random weights would overwrite checkpoints that may be partly intact.
+std::optional<CheckpointRef> find_resume_checkpoint(const std::string& root, Verify verify = Verify::checksums);
+
+// A step_N directory under a checkpoint root (complete when it has DONE; not verified).
+struct StepDir {
+  int64_t step = 0;
+  std::string dir;
+  bool done = false;
+};
+// Every step_N directory under `root`, newest first (no ".tmp" or other suffixes).
+std::vector<StepDir> list_step_dirs(const std::string& root);
+
+// Retention: keeps the newest `keep_last` (>= 1) complete steps under `root` and deletes the
+// older complete ones for which `may_remove(step_dir)` is true (default: all of them), plus,
+// older than the newest kept step, directories without DONE (a deletion that was cut short).
+// Returns the step directories deleted. (finalize_checkpoint removes ".tmp" leftovers.)
+std::vector<std::string> prune_checkpoints(const std::string& root, int keep_last,
+                                           const std::function<bool(const std::string&)>& may_remove = {});
+// Deletes a step directory so that it never looks complete while it goes: DONE is removed (and
+// that made durable) before anything else, so a kill at any moment leaves either a complete
+// checkpoint or a directory without DONE, which every reader skips.
+void remove_checkpoint_dir(const std::string& step_dir);
 // `path` is a step directory (has meta.json) or a root; `step` >= 0 asks for that step.
 // Throws when nothing valid is found, naming what was skipped and why.
 CheckpointRef open_checkpoint(const std::string& path, int64_t step = -1, Verify verify = Verify::checksums);

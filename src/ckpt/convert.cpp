@@ -17,6 +17,50 @@ namespace lt {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+namespace {
+
+bool is_empty_dir(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
+}
+
+// A checkpoint root may receive a converted step 0 when it is new, empty, or holds only an
+// earlier conversion (step 0): never into a run's checkpoints or an unrelated directory.
+void check_checkpoint_output(const std::string& out_root) {
+  std::error_code ec;
+  if (!fs::exists(out_root, ec) || is_empty_dir(out_root)) return;
+  LT_CHECK(fs::is_directory(out_root, ec), "convert: --output '{}' exists and is not a directory", out_root);
+  std::vector<StepDir> steps = list_step_dirs(out_root);
+  for (const StepDir& s : steps)
+    LT_CHECK(s.step == 0, "convert: --output '{}' holds training checkpoints ({}); convert into a new or empty "
+             "directory", out_root, fs::path(s.dir).filename().string());
+  LT_CHECK(!steps.empty() || fs::exists(fs::path(out_root) / "latest"),
+           "convert: --output '{}' exists and is not a checkpoint directory; convert into a new or empty directory",
+           out_root);
+}
+
+// An HF export may replace an earlier export (config.json or model*.safetensors inside), as a
+// whole; any other non-empty directory is refused.
+void check_hf_output(const std::string& out_dir) {
+  std::error_code ec;
+  if (!fs::exists(out_dir, ec) || is_empty_dir(out_dir)) return;
+  LT_CHECK(fs::is_directory(out_dir, ec), "convert: --output '{}' exists and is not a directory", out_dir);
+  bool export_dir = fs::exists(fs::path(out_dir) / "config.json");
+  for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+    std::string n = e.path().filename().string();
+    export_dir = export_dir || (n.starts_with("model") && n.ends_with(".safetensors"));
+  }
+  LT_CHECK(export_dir, "convert: --output '{}' exists and is not a Hugging Face model directory; refusing to replace "
+           "it (give a new or empty directory)", out_dir);
+}
+
+std::string write_checkpoint_shards(const TensorSource& src, const std::string& out_root, const std::string& tmp,
+                                    const ToCheckpointOptions& opt, DType dtype);
+HfExportResult write_hf_files(const TensorSource& src, const std::string& out_dir, const ToHfOptions& opt,
+                              DType dtype);
+
+}  // namespace
+
 std::string convert_to_checkpoint(const TensorSource& src, const std::string& out_root,
                                   const ToCheckpointOptions& opt) {
   const LlamaConfig& c = src.config();
@@ -24,7 +68,25 @@ std::string convert_to_checkpoint(const TensorSource& src, const std::string& ou
   LT_CHECK(is_float_dtype(dtype), "convert: --dtype must be fp32, bf16 or fp16");
   ShardSpec spec{opt.tp, 0, opt.pp, 0, opt.stage_starts};
   validate_shard(c, spec);
+  check_checkpoint_output(out_root);
+  const bool created_root = !fs::exists(out_root);
   std::string tmp = begin_checkpoint(out_root, 0);
+  try {
+    return write_checkpoint_shards(src, out_root, tmp, opt, dtype);
+  } catch (...) {
+    // Nothing half-written stays behind: the step's .tmp, and the root if this made it.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    if (created_root && is_empty_dir(out_root)) fs::remove(out_root, ec);
+    throw;
+  }
+}
+
+namespace {
+
+std::string write_checkpoint_shards(const TensorSource& src, const std::string& out_root, const std::string& tmp,
+                                    const ToCheckpointOptions& opt, DType dtype) {
+  const LlamaConfig& c = src.config();
   std::vector<uint8_t> buf;
   for (int p = 0; p < opt.pp; ++p) {
     // All tp shards of a stage at once, so each source tensor is read once.
@@ -69,6 +131,8 @@ std::string convert_to_checkpoint(const TensorSource& src, const std::string& ou
   return finalize_checkpoint(out_root, meta, 0);
 }
 
+}  // namespace
+
 uint64_t parse_byte_size(const std::string& text) {
   size_t pos = 0;
   double v = 0;
@@ -90,10 +154,32 @@ uint64_t parse_byte_size(const std::string& text) {
 }
 
 HfExportResult convert_to_hf(const TensorSource& src, const std::string& out_dir, const ToHfOptions& opt) {
-  const LlamaConfig& c = src.config();
   const DType dtype = opt.dtype.value_or(src.stored_dtype());
   LT_CHECK(is_float_dtype(dtype), "convert: --dtype must be fp32, bf16 or fp16");
-  ensure_writable_dir(out_dir, "output directory");
+  // Every input is checked before anything is written.
+  for (const auto& t : opt.tokenizer_files) {
+    LT_CHECK(fs::is_regular_file(t), "convert: tokenizer file '{}' does not exist", t);
+    std::string name = fs::path(t).filename().string();
+    if (name != "tokenizer_config.json" && name != "special_tokens_map.json") open_tokenizer(t);
+  }
+  check_hf_output(out_dir);
+  std::string tmp = staging_dir(out_dir, "Hugging Face export");
+  try {
+    HfExportResult r = write_hf_files(src, tmp, opt, dtype);
+    publish_dir(tmp, out_dir);
+    return r;
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+namespace {
+
+HfExportResult write_hf_files(const TensorSource& src, const std::string& out_dir, const ToHfOptions& opt,
+                              DType dtype) {
+  const LlamaConfig& c = src.config();
   // Every HF tensor, in layer order: the single-shard layout lists them (no tied LM head).
   ParamLayout whole(c, ShardSpec{});
   struct Item {
@@ -140,12 +226,9 @@ HfExportResult convert_to_hf(const TensorSource& src, const std::string& out_dir
     w.finish();
     res.files.push_back(name);
   }
-  std::string index = (fs::path(out_dir) / "model.safetensors.index.json").string();
   if (shards.size() > 1) {
     json j = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-    write_file_atomic(index, j.dump(2) + "\n");
-  } else {
-    fs::remove(index);  // a stale index would shadow model.safetensors
+    write_file_atomic((fs::path(out_dir) / "model.safetensors.index.json").string(), j.dump(2) + "\n");
   }
   write_file_atomic((fs::path(out_dir) / "config.json").string(), hf_config_json(c, torch_dtype_name(dtype)));
   json gen = {{"_from_model_config", true},
@@ -158,7 +241,6 @@ HfExportResult convert_to_hf(const TensorSource& src, const std::string& out_dir
   bool have_config = false;
   std::unique_ptr<Tokenizer> tok;
   for (const auto& t : opt.tokenizer_files) {
-    LT_CHECK(fs::is_regular_file(t), "convert: tokenizer file '{}' does not exist", t);
     std::string name = fs::path(t).filename().string();
     if (name == "tokenizer_config.json") have_config = true;
     if (name != "tokenizer_config.json" && name != "special_tokens_map.json") {
@@ -186,5 +268,7 @@ HfExportResult convert_to_hf(const TensorSource& src, const std::string& out_dir
   }
   return res;
 }
+
+}  // namespace
 
 }  // namespace lt

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -141,6 +142,10 @@ Tensor Llama2cSource::get(const std::string& name) const {
   return t;
 }
 
+namespace {
+void write_llama2c_file(const TensorSource& src, const std::string& tmp);
+}
+
 void write_llama2c(const TensorSource& src, const std::string& path) {
   const LlamaConfig& c = src.config();
   LT_CHECK(c.norm_eps == 1e-5f && c.rope_theta == 10000.0f,
@@ -148,11 +153,33 @@ void write_llama2c(const TensorSource& src, const std::string& path) {
            c.norm_eps, c.rope_theta);
   LT_CHECK(c.rope_scaling.type.empty(), "llama2.c format: run.c has no rope_scaling; this model has {}",
            c.rope_scaling.json);
+  LT_CHECK(!std::filesystem::is_directory(path), "llama2.c output '{}' is a directory; give a file name (e.g. model.bin)",
+           path);
+  // Written under a temporary name and renamed only when complete; on failure nothing is left.
   std::string tmp = path + ".tmp";
+  try {
+    write_llama2c_file(src, tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    std::remove(tmp.c_str());
+    fail("cannot rename {} to {}: {}", tmp, path, std::strerror(e));
+  }
+}
+
+namespace {
+void write_llama2c_file(const TensorSource& src, const std::string& tmp) {
+  const LlamaConfig& c = src.config();
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  LT_CHECK(f, "cannot create {}", tmp);
+  LT_CHECK(f, "cannot create llama2.c file '{}' (as {} first): {}", tmp.substr(0, tmp.size() - 4), tmp,
+           std::strerror(errno));
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
-  auto put = [&](const void* p, size_t n) { LT_CHECK(std::fwrite(p, 1, n, f) == n, "cannot write {}", tmp); };
+  auto put = [&](const void* p, size_t n) {
+    LT_CHECK(std::fwrite(p, 1, n, f) == n, "cannot write {}: {}", tmp, std::strerror(errno));
+  };
   int32_t header[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
                        c.tie_embeddings ? c.vocab_size : -c.vocab_size, c.max_seq_len};
   put(header, sizeof header);
@@ -198,10 +225,10 @@ void write_llama2c(const TensorSource& src, const std::string& path) {
     put(buf.data(), buf.size() * 4);
   }
   if (!c.tie_embeddings) tensor("lm_head.weight", false);
-  LT_CHECK(std::fflush(f) == 0 && fsync(fileno(f)) == 0, "cannot write {}", tmp);
-  closer.reset();
-  LT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename {} to {}", tmp, path);
+  LT_CHECK(std::fflush(f) == 0 && fsync(fileno(f)) == 0, "cannot write {}: {}", tmp, std::strerror(errno));
+  LT_CHECK(std::fclose(closer.release()) == 0, "cannot write {}: {}", tmp, std::strerror(errno));
 }
+}  // namespace
 
 void permute_meta_to_hf(const float* src, float* dst, int n_heads, int hd, int64_t cols) {
   for (int h = 0; h < n_heads; ++h)

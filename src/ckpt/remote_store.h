@@ -7,6 +7,7 @@
 // (S3 gives that per object; the directory store writes a temp name and renames).
 // Which objects form a complete checkpoint is decided above this layer (ckpt/remote_sync.h).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,10 @@ class RemoteStore {
   // Fails early, with a message naming the store and the credentials' source, when the store
   // cannot be used (wrong credentials, a missing bucket); nothing to check by default.
   virtual void check_access() {}
+  // While *flag is true, calls fail soon (within about a second, retries and back-off included)
+  // instead of running to the end: for an exit that cannot wait. nullptr: never cancelled.
+  // The flag must outlive every call made while it is set.
+  virtual void set_cancel_flag(const std::atomic<bool>* flag) { (void)flag; }
 };
 
 // A directory as a store: key "a/b" is the file <root>/a/b.

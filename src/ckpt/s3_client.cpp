@@ -128,6 +128,12 @@ struct Body {
   size_t size = 0, pos = 0;
 };
 
+// CURLOPT_XFERINFOFUNCTION: a non-zero return aborts the transfer (CURLE_ABORTED_BY_CALLBACK).
+int cancel_check(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* f = static_cast<const std::atomic<bool>*>(flag);
+  return f && f->load() ? 1 : 0;
+}
+
 size_t read_body(char* out, size_t size, size_t n, void* user) {
   auto* b = static_cast<Body*>(user);
   size_t take = std::min(size * n, b->size - b->pos);
@@ -232,12 +238,19 @@ S3Store::Response S3Store::perform(const Request& req) {
   std::string content_sha = "x-amz-content-sha256: " + sha256_hex(req.body ? req.body : "", req.body_size);
 
   std::string last_error;
+  auto check_cancel = [&] {
+    if (cancelled()) fail("S3 {}: cancelled (the run is exiting){}", what, last_error.empty() ? "" : "; last error: " + last_error);
+  };
   for (int attempt = 1; attempt <= cfg_.max_attempts; ++attempt) {
+    check_cancel();
     if (attempt > 1) {
       double wait = std::min(30.0, cfg_.retry_base_seconds * double(1 << std::min(attempt - 2, 10)));
       log::warn("S3 {}: {}; retrying in {:.1f} s (attempt {}/{})", what, last_error, wait, attempt,
                 cfg_.max_attempts);
-      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait);
+      while (std::chrono::steady_clock::now() < until && !cancelled())
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      check_cancel();
     }
     if (req.download_fd >= 0 && (::ftruncate(req.download_fd, 0) != 0 || ::lseek(req.download_fd, 0, SEEK_SET) != 0))
       fail("S3 {}: cannot reset the download file: {}", what, std::strerror(errno));
@@ -268,6 +281,11 @@ S3Store::Response S3Store::perform(const Request& req) {
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, write_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp);
+    if (cancel_) {
+      curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, cancel_check);
+      curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel_));
+    }
     if (req.method == "PUT") {
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h, CURLOPT_READFUNCTION, read_body);
@@ -290,6 +308,7 @@ S3Store::Response S3Store::perform(const Request& req) {
     resp.status = status;
 
     if (sink.write_failed) fail("S3 {}: writing the downloaded data failed: {}", what, std::strerror(errno));
+    if (rc == CURLE_ABORTED_BY_CALLBACK) check_cancel();
     if (rc != CURLE_OK) {
       last_error = fmt::format("{} ({})", curl_easy_strerror(rc), cfg_.endpoint);
       if (retryable_curl_error(rc)) continue;

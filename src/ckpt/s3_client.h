@@ -62,6 +62,7 @@ class S3Store : public RemoteStore {
   bool exists(const std::string& key) override;
   void remove(const std::string& key) override;
   std::string describe(const std::string& key) const override;
+  void set_cancel_flag(const std::atomic<bool>* flag) override { cancel_ = flag; }
 
   // One cheap signed request (a 1-key listing) so that bad credentials, a missing bucket
   // or an unreachable endpoint fail at startup rather than at the first checkpoint.
@@ -74,8 +75,11 @@ class S3Store : public RemoteStore {
   Response perform(const Request& req);
   void put_multipart(const std::string& local_path, const std::string& key, uint64_t size);
 
+  bool cancelled() const { return cancel_ && cancel_->load(); }
+
   std::string bucket_;
   S3Config cfg_;
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // Helpers exposed for tests.

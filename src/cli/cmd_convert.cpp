@@ -12,6 +12,7 @@
 #include "ckpt/llama2c.h"
 #include "ckpt/reshard.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -47,20 +48,26 @@ void register_convert(CLI::App& app) {
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--from", o->from, "Input format when writing a checkpoint: hf, llama2c or ckpt");
-  cmd->add_option("--to", o->to, "Output format other than a checkpoint: hf, or llama2c (a .bin for llama2.c's run)");
+  cmd->add_option("--from", o->from, "Input format when writing a checkpoint: hf, llama2c or ckpt")
+      ->check(CLI::IsMember({"hf", "llama2c", "ckpt"}));
+  cmd->add_option("--to", o->to, "Output format other than a checkpoint: hf, or llama2c (a .bin for llama2.c's run)")
+      ->check(CLI::IsMember({"hf", "llama2c"}));
   cmd->add_option("--input", o->input, "Input: HF directory, llama2.c .bin, or checkpoint directory")->required();
   cmd->add_option("--output", o->output, "Output directory")->required();
-  cmd->add_option("--tp", o->tp, "Tensor-parallel degree of the written checkpoint");
-  cmd->add_option("--pp", o->pp, "Pipeline-parallel degree of the written checkpoint");
-  cmd->add_option("--stage-starts", o->stage_starts, "First layer of each pipeline stage (default: even cut)")
-      ->delimiter(',');
-  cmd->add_option("--dtype", o->dtype, "Stored dtype: fp32, bf16, fp16 (default: keep the input's)");
+  in_range(cmd->add_option("--tp", o->tp, "Tensor-parallel degree of the written checkpoint"), 1, 4096);
+  in_range(cmd->add_option("--pp", o->pp, "Pipeline-parallel degree of the written checkpoint"), 1, 4096);
+  in_range(cmd->add_option("--stage-starts", o->stage_starts, "First layer of each pipeline stage (default: even cut)")
+               ->delimiter(','),
+           0, 1 << 20);
+  cmd->add_option("--dtype", o->dtype, "Stored dtype: fp32, bf16, fp16 (default: keep the input's)")
+      ->check(CLI::IsMember({"fp32", "float32", "f32", "bf16", "bfloat16", "fp16", "float16", "f16"}));
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer files to copy into the HF directory");
-  cmd->add_option("--max-shard-size", o->max_shard, "Largest HF safetensors file (default 5GB)");
+  byte_size_range(cmd->add_option("--max-shard-size", o->max_shard, "Largest HF safetensors file (default 5GB)"),
+                  1e3, 1e15);
   cmd->add_flag("--json", o->json, "Print a JSON summary");
   cmd->callback([o] {
     LT_CHECK(o->from.empty() != o->to.empty(), "convert: give exactly one of --from (to a checkpoint) or --to hf");
+    const uint64_t max_shard = parse_byte_size(o->max_shard);  // checked before anything is read
     Timer timer;
     nlohmann::json out;
     if (!o->from.empty()) {
@@ -82,7 +89,7 @@ void register_convert(CLI::App& app) {
       auto src = open_weights(o->input);
       ToHfOptions opt;
       opt.dtype = parse_weight_dtype(o->dtype);
-      opt.max_shard_bytes = parse_byte_size(o->max_shard);
+      opt.max_shard_bytes = max_shard;
       opt.tokenizer_files = o->tokenizer;
       HfExportResult r = convert_to_hf(*src, o->output, opt);
       out = {{"output", o->output}, {"files", r.files}, {"total_bytes", r.total_bytes},

@@ -8,9 +8,11 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "data/dataset.h"
+#include "data/dataset_meta.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
 
@@ -75,13 +77,17 @@ void register_prepare(CLI::App& app) {
       ->check(CLI::IsMember({"file", "paragraph"}))
       ->capture_default_str();
   cmd->add_option("--jsonl-field", o->p.corpus.jsonl_field, "JSONL field holding the text")->capture_default_str();
-  cmd->add_option("--block-size", o->p.block_size, "Tokens per block")->capture_default_str();
+  in_range(cmd->add_option("--block-size", o->p.block_size, "Tokens per block")->capture_default_str(), 2, 1 << 24);
   cmd->add_flag("--eos", o->p.add_eos, "Append EOS to every document");
-  cmd->add_option("--validation-fraction", o->p.validation_fraction, "Fraction of documents for validation")
-      ->capture_default_str();
-  cmd->add_option("--split-seed", o->p.split_seed, "Seed of the train/validation split")->capture_default_str();
-  cmd->add_option("--threads", o->p.threads, "Tokenizer threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--shard-size-mb", o->shard_mb, "Maximum shard file size in MB")->capture_default_str();
+  in_range(cmd->add_option("--validation-fraction", o->p.validation_fraction, "Fraction of documents for validation")
+               ->capture_default_str(),
+           0.0, 1.0, "[)");
+  in_range(cmd->add_option("--split-seed", o->p.split_seed, "Seed of the train/validation split")->capture_default_str(),
+           0, INT64_MAX);
+  in_range(cmd->add_option("--threads", o->p.threads, "Tokenizer threads (0: all cores)")->capture_default_str(), 0,
+           4096);
+  in_range(cmd->add_option("--shard-size-mb", o->shard_mb, "Maximum shard file size in MB")->capture_default_str(), 0.0,
+           1e7, "(]");
   cmd->add_option("--invalid-utf8", o->invalid_utf8, "Invalid UTF-8 policy")
       ->check(CLI::IsMember({"replace", "fail"}))
       ->capture_default_str();
@@ -196,8 +202,10 @@ void register_inspect(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("dir", o->dir, "Dataset directory")->required();
-  cmd->add_option("--split", o->split, "Split to read the block from")->capture_default_str();
-  cmd->add_option("--block", o->block, "Block to decode")->capture_default_str();
+  cmd->add_option("--split", o->split, "Split to read the block from")
+      ->check(CLI::IsMember({"train", "validation"}))
+      ->capture_default_str();
+  in_range(cmd->add_option("--block", o->block, "Block to decode")->capture_default_str(), 0, INT64_MAX);
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer to decode with (default: the one in meta.json)");
   cmd->add_flag("--no-decode", o->no_decode, "Only statistics");
   cmd->add_flag("--json", o->json, "Print JSON");

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "train/evaluate.h"
 
 namespace lt::cli {
@@ -16,10 +17,13 @@ void register_eval(CLI::App& app) {
       ->required();
   cmd->add_option("--init", o->init, "Weights to load when --model is a preset or config.json");
   cmd->add_option("--data", o->data, "Dataset directory (llamatrain prepare) or raw uint16 token file")->required();
-  cmd->add_option("--split", o->split, "Split of a prepared dataset (default validation, else train)");
-  cmd->add_option("--seq-len", o->seq_len, "Tokens per sequence (default: the sample length, at most the model's)");
-  cmd->add_option("--micro-batch", o->micro_batch, "Sequences per forward pass");
-  cmd->add_option("--max-samples", o->max_samples, "Evaluate at most this many samples (0 = all)");
+  cmd->add_option("--split", o->split, "Split of a prepared dataset (default validation, else train)")
+      ->check(CLI::IsMember({"train", "validation"}));
+  in_range(cmd->add_option("--seq-len", o->seq_len, "Tokens per sequence (default: the sample length, at most the model's)"),
+           1, 1 << 24);
+  in_range(cmd->add_option("--micro-batch", o->micro_batch, "Sequences per forward pass"), 1, 1 << 20);
+  in_range(cmd->add_option("--max-samples", o->max_samples, "Evaluate at most this many samples (0 = all)"), 0,
+           INT64_MAX);
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([o, json] {
     EvalResult r = evaluate_dataset(*o);

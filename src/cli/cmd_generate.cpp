@@ -10,6 +10,7 @@
 
 #include "ckpt/tensor_source.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -31,15 +32,13 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--model", o->model, "HF directory, checkpoint directory, or llama2.c .bin")->required();
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.model (SentencePiece) or tokenizer.json")->required();
   cmd->add_option("--prompt", o->prompt, "Text to continue (default: empty, start from BOS)");
-  cmd->add_option("--max-new-tokens", o->max_new, "Most tokens to generate (default 256)");
-  cmd->add_option("--temperature", o->temperature, "Sampling temperature; 0 = greedy (default 1.0)");
-  cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass (default 0.9; 1 = off)");
-  cmd->add_option("--seed", o->seed, "Sampling seed (default 1234)");
+  in_range(cmd->add_option("--max-new-tokens", o->max_new, "Most tokens to generate (default 256)"), 0, 1 << 24);
+  in_range(cmd->add_option("--temperature", o->temperature, "Sampling temperature; 0 = greedy (default 1.0)"), 0.0,
+           100.0, "[]");
+  in_range(cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass (default 0.9; 1 = off)"), 0.0, 1.0, "(]");
+  in_range(cmd->add_option("--seed", o->seed, "Sampling seed (default 1234)"), 0, INT64_MAX);
   cmd->add_flag("--json", o->json, "Print JSON with the token ids");
   cmd->callback([o] {
-    LT_CHECK(o->max_new >= 0, "--max-new-tokens must be >= 0");
-    LT_CHECK(o->temperature >= 0, "--temperature must be >= 0");
-    LT_CHECK(o->top_p > 0 && o->top_p <= 1, "--top-p must be in (0, 1]");
     auto src = open_weights(o->model);
     LlamaConfig c = src->config();
     auto tok = open_tokenizer(o->tokenizer);

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "model/device.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "parallel/health.h"
 
@@ -72,16 +73,25 @@ void register_healthcheck(CLI::App& app) {
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--tp", o->h.tp, "Tensor-parallel degree whose groups to check")->capture_default_str();
-  cmd->add_option("--pp", o->h.pp, "Pipeline-parallel degree whose groups to check")->capture_default_str();
-  cmd->add_option("--gemm-size", o->h.gemm_size, "n of the timed n x n x n GEMM")->capture_default_str();
-  cmd->add_option("--memory-mb", o->h.memory_mb, "MiB each rank allocates and checks")->capture_default_str();
-  cmd->add_option("--comm-mb", o->h.comm_mb, "MiB per all-reduce for the bandwidth figure")->capture_default_str();
-  cmd->add_option("--min-gflops", o->h.min_gflops, "Fail ranks whose GEMM is slower (0: no floor)");
-  cmd->add_option("--min-bus-gbps", o->h.min_bus_gbps, "Fail ranks whose all-reduce is slower (0: no floor)");
-  cmd->add_option("--comm-timeout", o->comm_timeout_s,
-                  "Seconds a rank may wait in one collective before it exits (a stopped peer must not hang the check)")
-      ->capture_default_str();
+  in_range(cmd->add_option("--tp", o->h.tp, "Tensor-parallel degree whose groups to check")->capture_default_str(), 1,
+           4096);
+  in_range(cmd->add_option("--pp", o->h.pp, "Pipeline-parallel degree whose groups to check")->capture_default_str(), 1,
+           4096);
+  in_range(cmd->add_option("--gemm-size", o->h.gemm_size, "n of the timed n x n x n GEMM")->capture_default_str(), 16,
+           16384);
+  in_range(cmd->add_option("--memory-mb", o->h.memory_mb, "MiB each rank allocates and checks")->capture_default_str(),
+           0.0, 1 << 24, "(]");
+  in_range(cmd->add_option("--comm-mb", o->h.comm_mb, "MiB per all-reduce for the bandwidth figure")->capture_default_str(),
+           0.0, 1 << 16, "(]");
+  in_range(cmd->add_option("--min-gflops", o->h.min_gflops, "Fail ranks whose GEMM is slower (0: no floor)"), 0.0, 1e9,
+           "[]");
+  in_range(cmd->add_option("--min-bus-gbps", o->h.min_bus_gbps, "Fail ranks whose all-reduce is slower (0: no floor)"),
+           0.0, 1e6, "[]");
+  in_range(cmd->add_option("--comm-timeout", o->comm_timeout_s,
+                           "Seconds a rank may wait in one collective before it exits (a stopped peer must not hang "
+                           "the check; 0: wait forever)")
+               ->capture_default_str(),
+           0.0, 7 * 86400.0, "[]");
   cmd->add_option("--device", o->device, "Backend whose compute to check: " + enum_choices<Device>())
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON");

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "launch/duration.h"
 #include "launch/supervisor.h"
@@ -34,22 +35,41 @@ void register_launch(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   cmd->add_option("--config", o->l.config, "YAML run config (as for `llamatrain train`)");
   cmd->add_option("overrides", o->l.overrides, "dotted key=value settings for the trainer, e.g. train.steps=100");
-  cmd->add_option("--procs-per-node", o->l.procs_per_node, "ranks per host (required)");
-  cmd->add_option("--nodes", o->l.nodes, "hosts to use (default: every hostfile host, or 1); further hostfile hosts "
-                                         "are spares that replace hosts failing the health check");
+  in_range(cmd->add_option("--procs-per-node", o->l.procs_per_node, "ranks per host")->required(), 1, 1 << 16);
+  in_range(cmd->add_option("--nodes", o->l.nodes, "hosts to use (default: every hostfile host, or 1); further hostfile "
+                                                  "hosts are spares that replace hosts failing the health check"),
+           1, 1 << 20);
   cmd->add_option("--hostfile", o->l.hostfile, "OpenMPI hostfile: 'hostname [slots=N]' per line");
   cmd->add_flag("--no-host-probe", o->no_host_probe, "do not check that remote hostfile hosts answer on ssh port 22");
-  cmd->add_option("--max-retries", o->l.max_retries, "restarts after a failure before giving up")->capture_default_str();
-  cmd->add_option("--max-run", o->max_run, "wall-clock limit of the whole launch: 2d, 36h, 90m, 3600s (default: none)");
-  cmd->add_option("--hang-timeout", o->hang, "no new step for this long after the first = hung (default 1800s)");
-  cmd->add_option("--startup-timeout", o->startup, "no first step for this long after a start = hung (default 3600s)");
-  cmd->add_option("--stop-grace", o->stop_grace, "time for the ranks to save and exit after SIGTERM (default 300s)");
-  cmd->add_option("--kill-grace", o->kill_grace, "failed/hung job: SIGTERM to mpirun, then SIGKILL after (default 30s)");
-  cmd->add_option("--backoff", o->backoff, "wait before the first retry, doubled each retry up to 600s (default 10s)");
+  in_range(cmd->add_option("--max-retries", o->l.max_retries, "restarts after a failure before giving up")
+               ->capture_default_str(),
+           0, 1000);
+  constexpr double kDay = 86400;
+  duration_range(cmd->add_option("--max-run", o->max_run,
+                                 "wall-clock limit of the whole launch: 2d, 36h, 90m, 3600s (default: none)"),
+                 1, 365 * kDay);
+  duration_range(cmd->add_option("--hang-timeout", o->hang, "no new step for this long after the first = hung (default "
+                                                            "1800s)"),
+                 1, 30 * kDay);
+  duration_range(cmd->add_option("--startup-timeout", o->startup,
+                                 "no first step for this long after a start = hung (default 3600s)"),
+                 1, 30 * kDay);
+  duration_range(cmd->add_option("--stop-grace", o->stop_grace,
+                                 "time for the ranks to save and exit after SIGTERM (default 300s); with "
+                                 "checkpoint.remote, half of it is the most the ranks wait for uploads"),
+                 1, kDay);
+  duration_range(cmd->add_option("--kill-grace", o->kill_grace,
+                                 "failed/hung job: SIGTERM to mpirun, then SIGKILL after (default 30s)"),
+                 1, 3600);
+  duration_range(cmd->add_option("--backoff", o->backoff,
+                                 "wait before the first retry, doubled each retry up to 600s (default 10s; 0: none)"),
+                 0, kDay);
   cmd->add_flag("--no-healthcheck", o->no_healthcheck, "skip the health check before each attempt");
   cmd->add_option("--healthcheck-args", o->l.healthcheck_args, "extra options for `llamatrain healthcheck`, e.g. "
                                                                "\"--memory-mb 1024 --min-gflops 50\"");
-  cmd->add_option("--healthcheck-timeout", o->hc_timeout, "a health check without a verdict by then fails (default 600s)");
+  duration_range(cmd->add_option("--healthcheck-timeout", o->hc_timeout,
+                                 "a health check without a verdict by then fails (default 600s)"),
+                 1, kDay);
   cmd->add_option("--mpirun", o->l.mpirun, "mpirun binary")->capture_default_str();
   cmd->add_option("--mpirun-args", o->l.mpirun_args, "extra mpirun options, e.g. \"--oversubscribe --bind-to none\"");
   cmd->add_flag("--dry-run", o->l.dry_run, "validate and print the layout and the mpirun command, start nothing");
@@ -58,8 +78,10 @@ void register_launch(CLI::App& app) {
       "Exit status: 0 training finished; 1 bad input (config, layout, hostfile, options); 2 the job failed and could "
       "not be recovered (retries exhausted, no healthy layout left); 85 stopped by SIGTERM/SIGINT after the ranks saved "
       "a checkpoint; 86 the --max-run wall-clock limit was reached and the ranks saved a checkpoint (run the same "
-      "command again to continue). Decisions are logged to <run.dir>/launch.log (JSON lines).");
+      "command again to continue); 87 training finished but some checkpoints have no complete copy at "
+      "checkpoint.remote (the summary names them; the same command again uploads them). Decisions are logged to <run.dir>/launch.log (JSON lines).");
   cmd->callback([o] {
+    check_config_file(o->l.config);
     LaunchOptions l = o->l;
     auto dur = [](const std::string& v, const char* what, double def) { return v.empty() ? def : parse_duration(v, what); };
     l.max_run_s = dur(o->max_run, "--max-run", 0);

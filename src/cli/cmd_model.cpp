@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "model/config.h"
 #include "model/layout.h"
 
@@ -20,8 +21,8 @@ void register_model_info(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   info->add_option("--model", o->spec, "Preset name, config.json, or Hugging Face directory")->required();
-  info->add_option("--tp", o->tp, "Tensor-parallel degree for the shard listing");
-  info->add_option("--pp", o->pp, "Pipeline-parallel degree for the shard listing");
+  in_range(info->add_option("--tp", o->tp, "Tensor-parallel degree for the shard listing"), 1, 4096);
+  in_range(info->add_option("--pp", o->pp, "Pipeline-parallel degree for the shard listing"), 1, 4096);
   info->add_flag("--json", o->json, "Print JSON");
   info->callback([o] {
     LlamaConfig c = resolve_model_config(o->spec);

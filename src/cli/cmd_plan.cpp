@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "parallel/plan.h"
 
@@ -127,13 +128,16 @@ void register_plan(CLI::App& app) {
   PlanOptions& p = o->plan;
   p.zero1 = false;
   cmd->add_option("--model", o->model, "Preset name, config.json, or Hugging Face directory")->required();
-  cmd->add_option("--nodes", p.shape.nodes, "Nodes")->capture_default_str();
-  cmd->add_option("--procs-per-node", p.shape.procs_per_node, "Processes (ranks) per node")->capture_default_str();
-  cmd->add_option("--tp", p.shape.tp, "Tensor-parallel degree")->capture_default_str();
-  cmd->add_option("--pp", p.shape.pp, "Pipeline-parallel degree")->capture_default_str();
-  cmd->add_option("--gbs", p.shape.global_batch, "Global batch size (sequences per step)")->required();
-  cmd->add_option("--seq", p.shape.seq_len, "Sequence length (tokens)")->required();
-  cmd->add_option("--mbs", p.shape.micro_batch, "Micro-batch size (sequences)")->capture_default_str();
+  in_range(cmd->add_option("--nodes", p.shape.nodes, "Nodes")->capture_default_str(), 1, 1 << 20);
+  in_range(cmd->add_option("--procs-per-node", p.shape.procs_per_node, "Processes (ranks) per node")->capture_default_str(),
+           1, 1 << 16);
+  in_range(cmd->add_option("--tp", p.shape.tp, "Tensor-parallel degree")->capture_default_str(), 1, 4096);
+  in_range(cmd->add_option("--pp", p.shape.pp, "Pipeline-parallel degree")->capture_default_str(), 1, 4096);
+  in_range(cmd->add_option("--gbs", p.shape.global_batch, "Global batch size (sequences per step)")->required(), 1,
+           1 << 30);
+  in_range(cmd->add_option("--seq", p.shape.seq_len, "Sequence length (tokens)")->required(), 1, 1 << 24);
+  in_range(cmd->add_option("--mbs", p.shape.micro_batch, "Micro-batch size (sequences)")->capture_default_str(), 1,
+           1 << 30);
   cmd->add_flag("--zero1", p.zero1, "Shard the optimizer state over data-parallel ranks (ZeRO-1)");
   cmd->add_option("--recompute", o->recompute, "Activation recomputation")
       ->check(CLI::IsMember({"full", "none"}))
@@ -145,14 +149,19 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--precision", p.precision, "Training precision")
       ->check(CLI::IsMember({"bf16", "fp32"}))
       ->capture_default_str();
-  cmd->add_option("--steps", p.steps, "Optimizer steps for the total time")->capture_default_str();
+  in_range(cmd->add_option("--steps", p.steps, "Optimizer steps for the total time")->capture_default_str(), 1,
+           int64_t(1e15));
   cmd->add_option("--device", p.device, "Device of each rank")
       ->check(CLI::IsMember({"cpu", "h100", "h200", "trn1"}))
       ->capture_default_str();
-  cmd->add_option("--mfu", p.efficiency, "Fraction of peak FLOP/s the kernels reach")->capture_default_str();
-  cmd->add_option("--peak-tflops", o->peak_tflops, "Override the device's peak TFLOP/s per rank");
-  cmd->add_option("--cores-per-rank", p.cores_per_rank, "CPU cores per rank (device cpu)")->capture_default_str();
-  cmd->add_option("--runtime-mib", o->runtime_mib, "Per-rank baseline memory in MiB (default 32)");
+  in_range(cmd->add_option("--mfu", p.efficiency, "Fraction of peak FLOP/s the kernels reach")->capture_default_str(),
+           0.0, 1.0, "(]");
+  in_range(cmd->add_option("--peak-tflops", o->peak_tflops, "Override the device's peak TFLOP/s per rank"), 0.0, 1e6,
+           "(]");
+  in_range(cmd->add_option("--cores-per-rank", p.cores_per_rank, "CPU cores per rank (device cpu)")->capture_default_str(),
+           1, 4096);
+  in_range(cmd->add_option("--runtime-mib", o->runtime_mib, "Per-rank baseline memory in MiB (default 32)"), 0.0,
+           1 << 24, "(]");
   cmd->add_flag("--buffers", o->buffers, "Also list every buffer of the peak stage (the backend's size table)");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o] {

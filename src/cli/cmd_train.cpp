@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
 
@@ -23,12 +24,14 @@ void register_train(CLI::App& app) {
                 "List every config key with its type, default, allowed values and meaning, and exit");
   cmd->add_flag("--markdown", o->markdown, "With --help-config: the key table of docs/USER_GUIDE.md");
   cmd->footer("Config keys: see `llamatrain train --help-config`. Exit status: 0 done, 1 error, 85 stopped by "
-              "SIGTERM/SIGINT after saving a checkpoint.");
+              "SIGTERM/SIGINT after saving a checkpoint, 87 done but some checkpoints have no complete "
+              "copy at checkpoint.remote (exit.json names them; the next run uploads them).");
   cmd->callback([o] {
     if (o->help_config) {
       std::printf("%s", run_config_help(o->markdown).c_str());
       return;
     }
+    check_config_file(o->config);
     RunConfig cfg = load_run_config(o->config, o->overrides);
     int rc = run_training(cfg, TrainOptions{o->json});
     if (rc != 0) std::exit(rc);

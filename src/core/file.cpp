@@ -1,6 +1,7 @@
 #include "core/file.h"
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -89,6 +90,36 @@ void ensure_writable_dir(const std::string& dir, const std::string& what) {
   fs::create_directories(dir, ec);
   if (ec) fail("{} '{}' cannot be created: {}", what, dir, ec.message());
   if (::access(dir.c_str(), W_OK) != 0) fail("{} '{}' is not writable: {}", what, dir, std::strerror(errno));
+}
+
+std::string staging_dir(const std::string& final_dir, const std::string& what) {
+  std::string out = fs::path(final_dir).lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  std::string tmp = out + ".tmp-" + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) fail("{} '{}' cannot be created (as {} first): {}", what, out, tmp, ec.message());
+  if (::access(tmp.c_str(), W_OK) != 0) fail("{} '{}' is not writable: {}", what, out, std::strerror(errno));
+  return tmp;
+}
+
+void publish_dir(const std::string& tmp, const std::string& final_dir) {
+  std::string out = fs::path(final_dir).lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  fsync_dir(tmp);
+  std::string parent = fs::path(out).parent_path().string();
+  if (::rename(tmp.c_str(), out.c_str()) == 0) {
+    fsync_dir(parent);
+    return;
+  }
+  // rename() cannot replace a non-empty directory: swap the two, then delete the old one.
+  if (errno != ENOTEMPTY && errno != EEXIST) fail("cannot rename {} to {}: {}", tmp, out, std::strerror(errno));
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) != 0)
+    fail("cannot replace {} with {}: {}", out, tmp, std::strerror(errno));
+  fsync_dir(parent);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);  // now the old contents
 }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {

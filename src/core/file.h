@@ -20,6 +20,18 @@ void fsync_dir(const std::string& dir);
 // Creates `dir` (and parents) and checks that a file can be written in it.
 void ensure_writable_dir(const std::string& dir, const std::string& what);
 
+// Outputs built under a temporary name and published in one step, so that a failure at any point
+// (bad input found late, a full disk, a kill) leaves nothing that looks complete:
+//   std::string tmp = staging_dir(out, "dataset");  // "<out>.tmp-<pid>", created empty
+//   ... write everything into tmp ...
+//   publish_dir(tmp, out);                // or, on error, remove_all(tmp)
+// Errors name `what` and `final_dir` (not the temporary name).
+std::string staging_dir(const std::string& final_dir, const std::string& what);
+// Makes directory `tmp` appear as `final_dir`: a rename, or when `final_dir` exists, an atomic
+// swap of the two (renameat2 RENAME_EXCHANGE) after which the old one is deleted. Readers see the
+// old or the new directory whole, never a mix of both.
+void publish_dir(const std::string& tmp, const std::string& final_dir);
+
 // A read-only memory map of a whole file. Empty files map to data()==nullptr, size()==0.
 class MappedFile {
  public:

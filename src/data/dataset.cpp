@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "data/dataset_meta.h"
 #include "data/shard.h"
 
 namespace lt {
@@ -113,21 +114,9 @@ std::unique_ptr<TokenDataset> open_dir(const std::string& dir, const std::string
   std::string meta_path = (fs::path(dir) / "meta.json").string();
   if (!fs::exists(meta_path))
     fail("{} is a directory but has no meta.json (not a prepared dataset, or an interrupted prepare)", dir);
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(read_file(meta_path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON: {}", meta_path, e.what());
-  }
-  if (meta.value("format", "") != "llamatrain-dataset")
-    fail("{}: \"format\" is not \"llamatrain-dataset\"", meta_path);
-  if (int v = meta.value("version", 0); v != 1 && v != 2)
-    fail("{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids)", meta_path, v);
-  if (!meta.contains("splits") || !meta["splits"].contains(split))
-    fail("{}: dataset has no \"{}\" split", meta_path, split);
+  nlohmann::json meta = data::read_dataset_meta(dir);
   std::vector<std::string> shards;
-  for (const auto& s : meta["splits"][split].at("shards")) shards.push_back((fs::path(dir) / s.get<std::string>()).string());
-  if (shards.empty()) fail("{}: split \"{}\" is empty", meta_path, split);
+  for (const auto& s : data::dataset_split_shards(meta, split, meta_path)) shards.push_back((fs::path(dir) / s).string());
   return std::make_unique<ShardDataset>(fmt::format("{} [{}]", dir, split), shards);
 }
 

@@ -109,23 +109,6 @@ bool is_validation_document(uint64_t split_seed, uint64_t doc_index, double frac
   return u < fraction;
 }
 
-nlohmann::json read_dataset_meta(const std::string& dir) {
-  std::string path = (fs::path(dir) / "meta.json").string();
-  if (!fs::is_directory(dir)) fail("dataset {} is not a directory", dir);
-  if (!fs::exists(path)) fail("{} has no meta.json: not a prepared dataset (or an interrupted prepare)", dir);
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON: {}", path, e.what());
-  }
-  if (meta.value("format", "") != "llamatrain-dataset") fail("{}: \"format\" is not \"llamatrain-dataset\"", path);
-  const int version = meta.value("version", 0);
-  if (version != 1 && version != 2)
-    fail("{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids)", path, version);
-  return meta;
-}
-
 nlohmann::json prepare_dataset(const PrepareOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   LT_CHECK(o.block_size >= 2, "--block-size must be >= 2, got {}", o.block_size);
@@ -151,9 +134,7 @@ nlohmann::json prepare_dataset(const PrepareOptions& o) {
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   const uint64_t blocks_per_shard = std::max<uint64_t>(1, o.shard_bytes / (uint64_t(o.block_size) * token_bytes));
 
-  std::string tmp = fmt::format("{}.tmp-{}", out, ::getpid());
-  fs::remove_all(tmp);
-  ensure_writable_dir(tmp, "dataset output");
+  std::string tmp = staging_dir(out, "dataset");
   InterruptGuard guard;
   BatchQueue queue;
   std::thread reader_thread;
@@ -280,12 +261,8 @@ nlohmann::json prepare_dataset(const PrepareOptions& o) {
         {"sources", sources}};
     if (g_interrupted) fail("prepare interrupted; {} removed, nothing written to {}", tmp, out);
     write_file_atomic((fs::path(tmp) / "meta.json").string(), meta.dump(2) + "\n");
-    fsync_dir(tmp);
-    if (fs::exists(out)) fs::remove_all(out);  // checked above: an empty dir or a dataset with --force
-    std::error_code ec;
-    fs::rename(tmp, out, ec);
-    if (ec) fail("cannot rename {} to {}: {}", tmp, out, ec.message());
-    fsync_dir(fs::path(out).parent_path().string());
+    // Checked above: `out` is absent, an empty directory, or a dataset replaced with --force.
+    publish_dir(tmp, out);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     log::info("prepare: {} documents, {} tokens -> {} train + {} validation blocks of {} in {} ({:.1f} s, {:.2f} MB/s)",
               cs.documents, total_tokens, train.stats().blocks, valid.stats().blocks, o.block_size, out, secs,

@@ -36,9 +36,6 @@ struct PrepareOptions {
 // Runs prepare; returns the metadata written to meta.json (see docs/FORMATS.md).
 nlohmann::json prepare_dataset(const PrepareOptions& options);
 
-// Reads and checks <dir>/meta.json.
-nlohmann::json read_dataset_meta(const std::string& dir);
-
 // Membership of document i in the validation split.
 bool is_validation_document(uint64_t split_seed, uint64_t doc_index, double fraction);
 

@@ -4,6 +4,11 @@
 //   LT_FAULT_STOP_AT_STEP="5"    SIGSTOP a rank at step 5 (a hang: the watchdog must act)
 //   LT_FAULT_KILL_IN_SAVE="4"    SIGKILL a rank while checkpoint step 4 is being written
 //                                (its step_00000004.tmp/ exists and step_00000004/ does not)
+//   LT_FAULT_KILL_IN_PRUNE="6"   SIGKILL rank 0 (which deletes old checkpoints) once the heartbeat
+//                                shows step >= 6 and a step directory is half-deleted (it has
+//                                lost DONE; LT_FAULT_PRUNE_DELAY_S holds deletions open)
+//   LT_FAULT_EXIT_AT_STEP="5"    read by the trainer (train/rank_faults.h); passed to the first
+//                                attempt's ranks only, so the restart does not exit again
 //   LT_FAULT_RANK=r              the world rank to hit (default: a random local rank,
 //                                LT_FAULT_SEED seeds the choice)
 //   LT_FAULT_HEALTHCHECK_LATER="compute:2"  passed as LT_HEALTHCHECK_FAULT to the health
@@ -29,14 +34,18 @@ class FaultInjector {
   // fault per attempt: the job it hits is dying, the next fault waits for the restart.
   void poll(int64_t heartbeat_step);
   void new_attempt() { fired_this_attempt_ = false; }
+  // After the first attempt started: later attempts do not inherit LT_FAULT_EXIT_AT_STEP.
+  void attempt_started();
 
  private:
   struct Fault {
-    std::string kind;  // kill | stop | save
+    std::string kind;  // kill | stop | save | prune
     int64_t step;
     bool fired = false;
   };
-  int hit(int signal, const std::string& why);  // returns the rank hit, -1 if none found
+  // Signals `only_rank` (or the configured / a random local rank); the rank hit, -1 if none.
+  int hit(int signal, const std::string& why, int only_rank = -1);
+  bool half_deleted_step() const;  // a step directory that lost DONE: retention is deleting it
   LaunchLog& log_;
   std::string ckpt_dir_;
   std::vector<Fault> faults_;

@@ -1,38 +1,36 @@
 #include "launch/fault_hooks.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <cstdlib>
-#include <string>
+#include <cstdio>
 #include <thread>
 
-#include "core/error.h"
+#include "core/env.h"
+#include "core/log.h"
 
 namespace lt {
 
-namespace {
-double env_number(const char* name, double lo, double hi) {
-  const char* v = std::getenv(name);
-  if (!v) return std::nan("");
-  try {
-    size_t pos = 0;
-    double d = std::stod(v, &pos);
-    if (pos == std::string(v).size() && d >= lo && d <= hi) return d;
-  } catch (...) {
-  }
-  fail("environment variable {}='{}': expected a number in [{}, {}]", name, v, lo, hi);
-}
-}  // namespace
-
 FaultHooks FaultHooks::from_env() {
   FaultHooks h;
-  if (double k = env_number("LT_FAULT_NAN_AT_STEP", 0, 1e15); !std::isnan(k)) h.nan_at_step = int64_t(k);
-  if (double s = env_number("LT_FAULT_SAVE_DELAY_S", 0, 3600); !std::isnan(s)) h.save_delay_s = s;
+  h.nan_at_step = env_int("LT_FAULT_NAN_AT_STEP", -1);
+  h.save_delay_s = env_number("LT_FAULT_SAVE_DELAY_S", 0);
+  h.exit_at_steps = env_int_list("LT_FAULT_EXIT_AT_STEP");
+  h.exit_rank = int(env_int("LT_FAULT_RANK", 0));
   return h;
 }
 
 void FaultHooks::delay_save() const {
   if (save_delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(save_delay_s));
+}
+
+void FaultHooks::exit_after_step(int64_t step, int world_rank) const {
+  if (world_rank != exit_rank || std::find(exit_at_steps.begin(), exit_at_steps.end(), step) == exit_at_steps.end())
+    return;
+  log::error("fault injection: rank {} exits with status 3 after step {} (LT_FAULT_EXIT_AT_STEP)", world_rank, step);
+  std::fflush(nullptr);
+  ::_exit(3);
 }
 
 }  // namespace lt

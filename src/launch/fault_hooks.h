@@ -4,15 +4,21 @@
 //                                diverging run makes it (tests of train.nan_policy)
 //   LT_FAULT_SAVE_DELAY_S=s      every checkpoint save waits s seconds with its shards written
 //                                but not yet final, so a test can kill a rank mid-save
-// A malformed value is an error naming the variable.
+//   LT_FAULT_EXIT_AT_STEP="5"    after step 5, rank LT_FAULT_RANK (default 0) exits with status
+//                                3 on its own, without finalising MPI (as a rank that hits an
+//                                error does)
+// The variables are declared in core/env.cpp: a malformed value is an error naming it.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace lt {
 
 struct FaultHooks {
   int64_t nan_at_step = -1;  // -1: off
   double save_delay_s = 0;
+  std::vector<int64_t> exit_at_steps;
+  int exit_rank = 0;
 
   static FaultHooks from_env();
   // True once, at step `step` (1-based), when the NaN hook is set for it.
@@ -23,6 +29,8 @@ struct FaultHooks {
   }
   // Sleeps for save_delay_s (no-op when 0).
   void delay_save() const;
+  // After step `step`: exits this process with status 3 when the exit hook names it.
+  void exit_after_step(int64_t step, int world_rank) const;
 };
 
 }  // namespace lt

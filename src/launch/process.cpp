@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace lt {
 
@@ -72,6 +73,16 @@ bool reap(pid_t pid, int& status) {
 }
 
 namespace {
+// A /proc file of a process that may exit while it is read: "" when it cannot be read (an
+// ifstream read through istreambuf_iterator would throw std::ios_base::failure with ESRCH).
+std::string read_proc(const std::string& path) {
+  try {
+    return read_file(path);
+  } catch (const Error&) {
+    return "";
+  }
+}
+
 // pid -> parent pid for every process in /proc.
 std::map<pid_t, pid_t> process_parents() {
   std::map<pid_t, pid_t> parents;
@@ -81,8 +92,7 @@ std::map<pid_t, pid_t> process_parents() {
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end || pid <= 0) continue;
-    std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
-    std::string s((std::istreambuf_iterator<char>(f)), {});
+    std::string s = read_proc(std::string("/proc/") + e->d_name + "/stat");
     size_t rp = s.rfind(')');  // the command name may contain spaces and parentheses
     if (rp == std::string::npos) continue;
     std::istringstream rest(s.substr(rp + 1));
@@ -96,8 +106,7 @@ std::map<pid_t, pid_t> process_parents() {
 }
 
 int rank_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/environ");
-  std::string env((std::istreambuf_iterator<char>(f)), {});
+  std::string env = read_proc("/proc/" + std::to_string(pid) + "/environ");
   for (const char* key : {"OMPI_COMM_WORLD_RANK=", "PMIX_RANK="}) {
     size_t at = 0;
     while ((at = env.find(key, at)) != std::string::npos) {

@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "ckpt/checkpoint.h"
+#include "ckpt/checkpoint_sync.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -53,6 +55,19 @@ std::optional<Heartbeat> read_heartbeat(const std::string& path) {
   json j = json::parse(buf, nullptr, false);
   if (j.is_discarded() || !j.contains("step")) return std::nullopt;
   return Heartbeat{j["step"].get<int64_t>(), j.value("pid", 0)};
+}
+
+// The trainer's <run.dir>/exit.json (rank 0, at exit): status, step and, with checkpoint.remote,
+// the state of the remote copies.
+json read_exit_json(const std::string& path) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::exception&) {
+    return json();
+  }
+  json j = json::parse(text, nullptr, false);
+  return j.is_object() ? j : json();
 }
 
 int64_t newest_checkpoint_step(const std::string& dir) {
@@ -119,6 +134,7 @@ class Supervisor {
   int jobs_started_ = 0;  // training attempts started (health checks not counted)
   std::string hostfile_path_;
   std::optional<Clock::time_point> failed_at_;
+  json remote_;  // exit.json's "remote" of the latest attempt that wrote one
 };
 
 StopReason Supervisor::stop_due() const {
@@ -145,6 +161,13 @@ std::vector<std::string> Supervisor::train_argv(int attempt) const {
   // was told to start from (later overrides win).
   if (attempt > 1 && cfg_.resume != "auto" && newest_checkpoint_step(cfg_.checkpoint_dir) >= 0)
     a.push_back("checkpoint.resume=auto");
+  // Rank 0's wait for remote copies at exit must leave time for the save inside --stop-grace,
+  // and end before the hang watchdog or the ranks' comm watchdog (peers wait in the final
+  // barrier meanwhile) would take it for a hang.
+  double wait_limit = std::min(o_.stop_grace_s, o_.hang_timeout_s) / 2;
+  if (double comm = env_number("LT_COMM_TIMEOUT", 0); comm > 0) wait_limit = std::min(wait_limit, comm / 2);
+  if (!cfg_.remote.empty() && cfg_.remote_wait_s > wait_limit)
+    a.push_back(fmt::format("checkpoint.remote_wait_s={}", wait_limit));
   return a;
 }
 
@@ -244,8 +267,9 @@ int Supervisor::end_job(pid_t pid, double grace) {
 }
 
 json Supervisor::run_attempt(int attempt, Outcome& outcome) {
-  const std::string hb_path = cfg_.run_dir + "/heartbeat.json";
+  const std::string hb_path = cfg_.run_dir + "/heartbeat.json", exit_path = cfg_.run_dir + "/exit.json";
   std::remove(hb_path.c_str());  // progress is judged on this attempt's heartbeats only
+  std::remove(exit_path.c_str());
   if (!place_.hosts.empty()) write_hostfile(hostfile_path_, place_.hosts, place_.procs_per_node);
   int64_t resume_step = newest_checkpoint_step(cfg_.checkpoint_dir);
   std::vector<std::string> argv = train_argv(attempt);
@@ -261,6 +285,7 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
   ++jobs_started_;
   auto t0 = Clock::now();
   pid_t pid = spawn(argv);
+  faults_.attempt_started();
   int64_t step = -1, first_step = -1;
   auto last_progress = t0;
   Clock::time_point stop_began;
@@ -313,8 +338,12 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
   }
   kill_all_descendants();  // ranks orphaned by mpirun, if any
   int64_t ckpt = newest_checkpoint_step(cfg_.checkpoint_dir);
+  json exit_info = read_exit_json(exit_path);
+  if (exit_info.contains("remote")) remote_ = rec["remote"] = exit_info["remote"];
   if (outcome != Outcome::hung && outcome != Outcome::stop_failed) {
-    if (status == 0)  // the trainer exits 0 only at train.steps (also when resumed there: no heartbeat)
+    // The trainer exits 0 only at train.steps (also when resumed there: no heartbeat), and 87
+    // when it got there but some remote copies are missing.
+    if (status == 0 || (status == kExitRemoteIncomplete && exit_info.value("status", -1) == kExitRemoteIncomplete))
       outcome = Outcome::completed;
     else if (stop_ != StopReason::none)
       // Clean when the ranks said so (85) or when nothing after the newest checkpoint was lost.
@@ -338,6 +367,7 @@ int Supervisor::finish(int status, const std::string& status_name, const std::st
   json s = {{"status", status_name}, {"exit_status", status}, {"attempts", attempts_},
             {"retries", retries_}, {"hosts_excluded", excluded_}, {"final_step", final_step},
             {"target_steps", cfg_.steps}, {"wall_s", since(start_)}, {"message", message}};
+  if (!remote_.is_null()) s["remote"] = remote_;
   log_.event("summary", message, s, status != kLaunchDone);
   if (o_.json) std::printf("%s\n", s.dump(2).c_str());
   std::fflush(stdout);
@@ -365,6 +395,9 @@ int Supervisor::run() {
     std::string msg = fmt::format("{} {}; {}",
                                   why == StopReason::time_limit ? "wall-clock limit reached" : "stopped by a signal",
                                   where, checkpoint_text(ck));
+    if (!remote_.is_null() && !remote_.value("complete", true))
+      msg += fmt::format("; remote copies missing at {}: {} (the next run uploads them)", remote_.value("url", "?"),
+                         remote_.value("missing", json::array()).dump());
     return why == StopReason::time_limit ? finish(kLaunchTimeLimit, "time_limit", msg)
                                          : finish(kLaunchStopped, "stopped", msg);
   };
@@ -404,6 +437,12 @@ int Supervisor::run() {
     {
       Outcome outcome;
       attempts_.push_back(run_attempt(attempt, outcome));
+      if (outcome == Outcome::completed && !remote_.is_null() && !remote_.value("complete", true))
+        return finish(kLaunchRemoteIncomplete, "completed_remote_incomplete",
+                      fmt::format("training complete: step {} after {} attempt(s), but remote copies are missing at "
+                                  "{}: {} ({}); run the same command again to upload them",
+                                  cfg_.steps, attempt, remote_.value("url", "?"), remote_.value("missing", json::array()).dump(),
+                                  remote_.value("error", "")));
       if (outcome == Outcome::completed)
         return finish(kLaunchDone, "completed",
                       fmt::format("training complete: step {} after {} attempt(s)", cfg_.steps, attempt));
@@ -440,8 +479,9 @@ bool on_path(const std::string& prog) {
 
 int run_launch(const LaunchOptions& o) {
   RunConfig cfg = load_run_config(o.config, o.overrides);
-  LT_CHECK(o.procs_per_node > 0, "--procs-per-node is required: the number of ranks per host (a positive integer)");
-  LT_CHECK(o.nodes >= 0, "--nodes: must be positive");
+  LT_CHECK(o.procs_per_node > 0, "--procs-per-node: the number of ranks per host must be a positive integer, got {}",
+           o.procs_per_node);
+  LT_CHECK(o.nodes >= 0, "--nodes: must be positive, got {}", o.nodes);
   LT_CHECK(o.max_retries >= 0, "--max-retries: must be >= 0");
   LT_CHECK(o.hang_timeout_s > 0 && o.startup_timeout_s > 0, "--hang-timeout / --startup-timeout: must be positive");
   LT_CHECK(on_path(o.mpirun), "--mpirun: '{}' not found or not executable (install OpenMPI: apt-get install "

@@ -22,6 +22,9 @@ constexpr int kLaunchFailed = 2;     // the job failed and could not be recovere
 constexpr int kLaunchStopped = 85;   // SIGTERM/SIGINT to the launcher: ranks saved a checkpoint
 constexpr int kLaunchTimeLimit = 86;  // --max-run reached: ranks saved a checkpoint; run the same
                                       // command again to continue
+constexpr int kLaunchRemoteIncomplete = 87;  // training finished, but some of the newest checkpoints
+                                             // have no complete remote copy (kExitRemoteIncomplete);
+                                             // run the same command again to upload them
 
 // Runs the whole launch; returns the exit status. Throws lt::Error for bad input.
 int run_launch(const LaunchOptions& o);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "parallel/watchdog.h"
@@ -35,9 +36,7 @@ void check(int rc, const char* op) {
 constexpr size_t kMaxMessageBytes = size_t(1) << 30;
 size_t segment_bytes() {
   static const size_t bytes = [] {
-    const char* v = std::getenv("LT_COMM_SEGMENT_BYTES");
-    long long b = v ? std::atoll(v) : 0;
-    return b > 0 ? size_t(b) : size_t(64) << 20;
+    return size_t(env_int("LT_COMM_SEGMENT_BYTES", int64_t(64) << 20));
   }();
   return bytes;
 }

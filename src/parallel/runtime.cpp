@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "parallel/mpi_comm.h"
@@ -18,11 +19,12 @@
 namespace lt {
 
 namespace {
-const char* env(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : nullptr;
+// Declared and range-checked in core/env.cpp; SLURM_NTASKS_PER_NODE may read "4(x2)": its count.
+const char* env(const char* name) { return env_text(name); }
+int launcher_int(const char* name, int fallback) {
+  if (std::string(name) == "SLURM_NTASKS_PER_NODE") return env(name) ? std::atoi(env(name)) : fallback;
+  return int(env_int(name, fallback));
 }
-int env_int(const char* name, int fallback) { return env(name) ? std::atoi(env(name)) : fallback; }
 
 bool g_runtime_alive = false;
 }  // namespace
@@ -30,24 +32,24 @@ bool g_runtime_alive = false;
 LaunchInfo detect_launch() {
   LaunchInfo l;
   l.launcher = "none";
-  if (env("LT_NO_MPI") && std::string(env("LT_NO_MPI")) != "0") return l;
+  if (env_flag("LT_NO_MPI", false)) return l;
   if (env("OMPI_COMM_WORLD_SIZE")) {
     l.launcher = "mpirun";
-    l.world_size = env_int("OMPI_COMM_WORLD_SIZE", 1);
-    l.world_rank = env_int("OMPI_COMM_WORLD_RANK", 0);
-    l.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", 0);
-    l.local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1);
-  } else if (env("SLURM_PROCID") && env_int("SLURM_NTASKS", 1) > 1) {
+    l.world_size = launcher_int("OMPI_COMM_WORLD_SIZE", 1);
+    l.world_rank = launcher_int("OMPI_COMM_WORLD_RANK", 0);
+    l.local_rank = launcher_int("OMPI_COMM_WORLD_LOCAL_RANK", 0);
+    l.local_size = launcher_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1);
+  } else if (env("SLURM_PROCID") && launcher_int("SLURM_NTASKS", 1) > 1) {
     // A batch script also has SLURM_PROCID=0; only a multi-task step means srun started ranks.
     l.launcher = "srun";
-    l.world_size = env_int("SLURM_NTASKS", 1);
-    l.world_rank = env_int("SLURM_PROCID", 0);
-    l.local_rank = env_int("SLURM_LOCALID", 0);
-    l.local_size = env_int("SLURM_NTASKS_PER_NODE", 1);
+    l.world_size = launcher_int("SLURM_NTASKS", 1);
+    l.world_rank = launcher_int("SLURM_PROCID", 0);
+    l.local_rank = launcher_int("SLURM_LOCALID", 0);
+    l.local_size = launcher_int("SLURM_NTASKS_PER_NODE", 1);
   } else if (env("PMIX_RANK") || env("PMI_SIZE")) {
     l.launcher = "pmi";
-    l.world_size = env_int("PMI_SIZE", 1);
-    l.world_rank = env("PMIX_RANK") ? env_int("PMIX_RANK", 0) : env_int("PMI_RANK", 0);
+    l.world_size = launcher_int("PMI_SIZE", 1);
+    l.world_rank = env("PMIX_RANK") ? launcher_int("PMIX_RANK", 0) : launcher_int("PMI_RANK", 0);
   } else {
     return l;
   }
@@ -78,8 +80,7 @@ Runtime::Runtime(const RuntimeOptions& opts) {
     world_ = std::make_unique<SelfComm>();
   }
   g_runtime_alive = true;
-  double timeout = opts.comm_timeout_s;
-  if (env("LT_COMM_TIMEOUT")) timeout = std::atof(env("LT_COMM_TIMEOUT"));
+  double timeout = env_number("LT_COMM_TIMEOUT", opts.comm_timeout_s);
   if (timeout > 0 && world_->size() > 1) start_comm_watchdog(timeout);
 }
 

@@ -17,21 +17,17 @@ Checkpointer::Checkpointer(const RunConfig& cfg, const LlamaConfig& model, Proce
 
 Checkpointer::~Checkpointer() = default;
 
+std::optional<RemoteSyncStatus> Checkpointer::finish_remote() {
+  if (!sync_) return std::nullopt;
+  return sync_->finish();
+}
+
 void Checkpointer::setup_remote() {
   if (cfg_.remote.empty()) return;
   Comm& world = groups_.world();
-  if (world.rank() == 0) {
-    RemoteLocation loc = open_remote(cfg_.remote);
-    loc.store->check_access();
-    std::shared_ptr<RemoteStore> store(std::move(loc.store));
-    if (cfg_.resume == "auto") {
-      if (auto got = restore_newest_if_local_empty(cfg_.checkpoint_dir, *store, loc.prefix))
-        log::info("restored {} from {}", *got, cfg_.remote);
-    }
-    BackgroundUploader::Options o;
-    o.keep_last = cfg_.checkpoint_keep;
-    uploader_ = std::make_unique<BackgroundUploader>(store, loc.prefix, o);
-  }
+  if (world.rank() == 0)
+    sync_ = CheckpointSync::start(cfg_.remote, cfg_.checkpoint_dir, cfg_.resume == "auto",
+                                  {cfg_.checkpoint_keep, cfg_.prune_unsynced, cfg_.remote_wait_s});
   world.barrier();
 }
 
@@ -63,7 +59,8 @@ TrainPosition Checkpointer::restore_or_init() {
     // Hashing reads every byte: rank 0 verifies checksums, the others trust its choice.
     if (world.rank() == 0) {
       if (cfg_.resume == "auto") {
-        if (auto ref = find_latest_checkpoint(resume_root)) resume_step = ref->meta.step;
+        // Every step directory damaged is an error listing them (nothing is overwritten).
+        if (auto ref = find_resume_checkpoint(resume_root)) resume_step = ref->meta.step;
       } else {
         resume_step = open_checkpoint(resume_root).meta.step;
       }
@@ -116,7 +113,7 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
     write_optim_shard(tmp, layout, part, parts, b, e, *backend_.access(w + b, e - b),
                       *backend_.access(opt_.exp_avg(), e - b), *backend_.access(opt_.exp_avg_sq(), e - b));
   }
-  hooks_.delay_save();
+  hooks_.delay_save();  // test hook: a kill mid-save finds the shards written, nothing final
   world.barrier();
   if (world.rank() == 0) {
     CheckpointMeta m;
@@ -133,9 +130,10 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
     m.data_seed = cfg_.seed;
     m.scheduler = scheduler;
     m.extra = {{"run_config", cfg_.resolved}};
-    const std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, cfg_.checkpoint_keep);
+    // With a remote, retention waits for the remote copies (the sync applies checkpoint.keep).
+    const std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, sync_ ? 0 : cfg_.checkpoint_keep);
     log::info("checkpoint saved: {}", dir);
-    if (uploader_) uploader_->enqueue(dir);
+    if (sync_) sync_->checkpoint_saved();
   }
   ++written_;
   world.barrier();

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "ckpt/checkpoint.h"
-#include "ckpt/remote_sync.h"
+#include "ckpt/checkpoint_sync.h"
 #include "launch/fault_hooks.h"
 #include "model/backend.h"
 #include "parallel/topology.h"
@@ -47,6 +47,10 @@ class Checkpointer {
   // Saves step `pos.step`; `scheduler` is stored as meta.json's "scheduler". Collective.
   void save(const TrainPosition& pos, const nlohmann::json& scheduler);
   int64_t written() const { return written_; }
+  // At exit (world rank 0): waits at most checkpoint.remote_wait_s for the remote copies and
+  // reports them (nullopt without checkpoint.remote); a report that is not complete makes the
+  // run exit kExitRemoteIncomplete.
+  std::optional<RemoteSyncStatus> finish_remote();
 
  private:
   TrainPosition load(const CheckpointRef& ref);
@@ -58,7 +62,7 @@ class Checkpointer {
   ShardedAdamW& opt_;
   Backend& backend_;
   const FaultHooks& hooks_;
-  std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set
+  std::unique_ptr<CheckpointSync> sync_;  // world rank 0, when checkpoint.remote is set
   int64_t written_ = 0;
 };
 

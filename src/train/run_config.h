@@ -40,6 +40,7 @@ constexpr KeyRange kLr{1e-12, 10};
 constexpr KeyRange kMinLr{0, 10};
 constexpr KeyRange kDecay{0, 10};
 constexpr KeyRange kEps{1e-30, 1};
+constexpr KeyRange kWaitSeconds{0, 86400};
 
 // K(yaml key, RunConfig field, C++ type, default (nullptr: required), range, help)
 #define LT_RUN_CONFIG_KEYS(K)                                                                                          \
@@ -93,6 +94,11 @@ constexpr KeyRange kEps{1e-30, 1};
     "auto (newest complete checkpoint) | none | a step directory")                                                     \
   K("checkpoint.remote", remote, std::string, "", kAny,                                                                \
     "copy checkpoints to s3://bucket/prefix or a directory; restore from it when the local dir is empty")              \
+  K("checkpoint.remote_wait_s", remote_wait_s, double, "120", kWaitSeconds,                                           \
+    "seconds the run waits at exit for missing remote copies (then exits 87 naming them); launch keeps it inside "    \
+    "--stop-grace")                                                                                                    \
+  K("checkpoint.prune_unsynced", prune_unsynced, bool, "false", kAny,                                                 \
+    "true: local retention may delete checkpoints whose remote copy is not complete")                                  \
   K("eval.every", eval_every, int64_t, "0", kNonNegative, "evaluate on data.valid_path every N steps (0 = off)")      \
   K("eval.batches", eval_batches, int, "8", kPositive, "micro-batches per evaluation")
 

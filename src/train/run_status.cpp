@@ -23,8 +23,10 @@ void write_heartbeat(const std::string& run_dir, int64_t step, const char* phase
   }
 }
 
-void write_exit_status(const std::string& run_dir, int status, int64_t step, int64_t steps) {
+void write_exit_status(const std::string& run_dir, int status, int64_t step, int64_t steps,
+                       const nlohmann::json& remote) {
   nlohmann::json j = {{"status", status}, {"step", step}, {"steps", steps}};
+  if (!remote.is_null()) j["remote"] = remote;
   write_file_atomic(run_dir + "/exit.json", j.dump() + "\n");
 }
 

@@ -1,8 +1,9 @@
 // What a training rank tells the outside world about its progress, in <run.dir>:
 //   heartbeat.json     {"step", "time", "pid", "phase"}: the launcher's hang watchdog reads it;
 //                      "phase" is "start" once the weights are loaded, then "train" per step
-//   exit.json          {"status", "step", "steps"}: how the process ended (0 done, 85 stopped
-//                      after saving), for a launcher that only sees mpirun's status
+//   exit.json          {"status", "step", "steps"[, "remote"]}: how the process ended (0 done,
+//                      85 stopped after saving, 87 remote copies missing), for a launcher
+//                      that only sees mpirun's status
 //   ranks/rank_<r>.json  what this rank spent and sent over the timed steps (all but the
 //                      first), for the parallel benchmark (bench/parallel_bench.sh)
 // Every file is replaced atomically.
@@ -15,7 +16,9 @@
 namespace lt {
 
 void write_heartbeat(const std::string& run_dir, int64_t step, const char* phase);
-void write_exit_status(const std::string& run_dir, int status, int64_t step, int64_t steps);
+// `remote`: the checkpoint.remote report (exit.json's "remote"), or null without one.
+void write_exit_status(const std::string& run_dir, int status, int64_t step, int64_t steps,
+                       const nlohmann::json& remote = nullptr);
 void clear_exit_status(const std::string& run_dir);
 void write_rank_stats(const std::string& run_dir, int world_rank, const nlohmann::json& stats);
 

@@ -304,6 +304,7 @@ int Trainer::run(const TrainOptions& opts) {
       if (metrics) metrics->eval(pos_.step, el);
     }
     if (is_log_rank()) write_heartbeat(cfg_.run_dir, pos_.step, "train");
+    hooks_.exit_after_step(pos_.step, world.rank());
     int64_t stop = g_stop_signal.load();
     world.all_reduce_sum(&stop, 1);
     const bool last = pos_.step == cfg_.steps;
@@ -318,15 +319,18 @@ int Trainer::run(const TrainOptions& opts) {
   }
   const int64_t timed = pos_.step - first_step - 1;
   if (timed > 0) write_rank_stats(cfg_.run_dir, world.rank(), rank_stats(timed));
+  const std::optional<RemoteSyncStatus> remote = ckpt_->finish_remote();
+  if (remote && !remote->complete && exit_code == 0) exit_code = kExitRemoteIncomplete;
   if (is_log_rank()) {
     json s = {{"steps_run", pos_.step - first_step}, {"step", pos_.step}, {"first_loss", first_loss},
               {"final_loss", last_loss}, {"tokens_per_s", stats.mean() > 0 ? double(tokens_per_step) / stats.mean() : 0.0},
               {"mean_step_s", stats.mean()}, {"checkpoints_written", ckpt_->written()},
               {"nan_skipped", nan_guard_.skipped()}, {"rollbacks", nan_guard_.rollbacks()},
-              {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code != 0}, {"wall_s", run_timer.seconds()}};
+              {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code == kExitStopped},
+              {"wall_s", run_timer.seconds()}};
     if (metrics) metrics->summary(s);
     if (opts.json) std::printf("%s\n", s.dump().c_str());
-    write_exit_status(cfg_.run_dir, exit_code, pos_.step, cfg_.steps);
+    write_exit_status(cfg_.run_dir, exit_code, pos_.step, cfg_.steps, remote ? remote->to_json() : nullptr);
   }
   return exit_code;
 }

@@ -1,5 +1,6 @@
 // Replays every input kept under fuzz/corpus/ (seeds and past fuzzer findings) through the
-// parsers the fuzz targets drive: each must parse or throw lt::Error, nothing else.
+// parsers the fuzz targets drive: each must parse or throw lt::Error, nothing else. (The fuzzers
+// themselves run in tests/fuzz/fuzz_bounded_test.sh.)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -8,6 +9,9 @@
 #include "ckpt/safetensors.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "data/dataset_meta.h"
+#include "data/tokenizer.h"
+#include "model/config.h"
 #include "test_util.h"
 
 namespace lt {
@@ -41,6 +45,30 @@ TEST(FuzzRegression, Safetensors) {
 
 TEST(FuzzRegression, CheckpointMeta) {
   EXPECT_GT(replay("ckpt_meta", [](const std::string& b) { parse_checkpoint_meta(b, "corpus"); }), 0);
+}
+
+TEST(FuzzRegression, TokenizerJson) {
+  EXPECT_GT(replay("tokenizer_json",
+                   [](const std::string& b) {
+                     auto tok = data::open_hf_tokenizer_json("corpus", b);
+                     std::vector<int32_t> ids;
+                     tok->encode_append("Hello wor\xc3\xa9ld \xff", ids);
+                     tok->decode(ids);
+                   }),
+            0);
+}
+
+TEST(FuzzRegression, ModelConfig) {
+  EXPECT_GT(replay("model_config", [](const std::string& b) { parse_hf_config(b, "corpus"); }), 0);
+}
+
+TEST(FuzzRegression, DatasetMeta) {
+  EXPECT_GT(replay("dataset_meta",
+                   [](const std::string& b) {
+                     auto meta = data::parse_dataset_meta(b, "corpus");
+                     data::dataset_split_shards(meta, "train", "corpus");
+                   }),
+            0);
 }
 
 }  // namespace

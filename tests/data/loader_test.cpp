@@ -135,8 +135,9 @@ TEST(DataDataset, ShardDirectoryAndSingleShard) {
     }
     w.finish();
   }
-  std::ofstream(dir / "meta.json") << R"({"format":"llamatrain-dataset","version":1,
-    "splits":{"train":{"shards":["train-00000.bin","train-00001.bin"]}}})";
+  std::ofstream(dir / "meta.json") << R"({"format":"llamatrain-dataset","version":1,"block_size":5,"dtype":"uint32",
+    "documents":7,"splits":{"train":{"shards":["train-00000.bin","train-00001.bin"],"blocks":7,"tokens":35,
+    "documents":7,"dropped_tokens":0}}})";
   auto ds = lt::TokenDataset::open(dir.string(), 0);
   EXPECT_EQ(ds->num_samples(), 7);
   EXPECT_EQ(ds->sample_tokens(), 5);

@@ -25,21 +25,6 @@ launch() {
   "$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" --healthcheck-args "$HC_ARGS" "$@"
 }
 
-# same_weights <ckpt-step-dir-a> <ckpt-step-dir-b>: every model and optimizer shard byte-identical.
-same_weights() {
-  local a="$1" b="$2" n=0 f
-  for f in "$a"/model/*.safetensors "$a"/optim/*.safetensors; do
-    [ -f "$f" ] || return 1
-    cmp -s "$f" "$b/${f#$a/}" || { echo "  differs: ${f#$a/}"; return 1; }
-    n=$((n + 1))
-  done
-  [ $n -gt 0 ]
-}
-# No rank or mpirun of this test may outlive its launch.
-no_leftovers() {
-  sleep 1
-  ! pgrep -f "run.dir=$WORK/" >/dev/null
-}
 json_field() {  # json_field <file> <key>: a top-level number or string of the --json summary
   sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1
 }

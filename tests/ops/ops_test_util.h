@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ckpt/checkpoint.h"
 #include "ckpt/remote_store.h"
 #include "core/error.h"
 
@@ -42,6 +43,26 @@ inline std::filesystem::path make_local_checkpoint(const std::filesystem::path& 
   write_bytes(dir / "shards" / "tp1_pp0.safetensors", random_bytes(777, uint32_t(step) + 1));
   write_bytes(dir / "DONE", "");
   return dir;
+}
+
+// A real (verifiable) training checkpoint of a tiny model at `step` under `root`, weights
+// filled with `step`; no retention. Returns its step directory. The model shard holds about
+// 64 x `vocab` bytes.
+inline std::filesystem::path save_tiny_checkpoint(const std::filesystem::path& root, int64_t step, int vocab = 11) {
+  LlamaConfig c;
+  c.name = "tiny";
+  c.dim = 8;
+  c.hidden_dim = 16;
+  c.n_layers = 1;
+  c.n_heads = 2;
+  c.n_kv_heads = 2;
+  c.vocab_size = vocab;
+  c.max_seq_len = 16;
+  ParamLayout layout(c, ShardSpec{});
+  std::vector<float> w(layout.total(), float(step));
+  CheckpointMeta m;
+  m.step = step;
+  return save_checkpoint(root.string(), m, {ShardState{&layout, w.data()}}, DType::F32, 0);
 }
 
 // Forwards to another store; can record put order and fail selected calls.

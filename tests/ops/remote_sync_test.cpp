@@ -1,6 +1,6 @@
 // Remote checkpoint storage against a directory store (no server needed): the store
-// contract, DONE-last uploads, newest-complete selection, download, pruning, the background
-// uploader's retries, and reading the AWS configuration.
+// contract, DONE-last uploads, newest-complete selection, download, pruning, and reading the
+// AWS configuration (the run's sync: checkpoint_sync_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -122,48 +122,6 @@ TEST(OpsRemoteSync, PruneKeepsNewestAndNewerIncomplete) {
   EXPECT_TRUE(store.list("p/step_00000005/").empty());
 }
 
-TEST(OpsRemoteSync, BackgroundUploaderRetriesThenReportsFailures) {
-  fs::path dir = test::scratch_dir("ops_sync_background");
-  auto inner = std::make_shared<DirectoryStore>((dir / "remote").string());
-  auto store = std::make_shared<test::HookedStore>(inner);
-  std::atomic<int> failures_left{2};
-  store->before_put = [&](const std::string& key) {
-    if (key.find("step_00000010") != std::string::npos && failures_left-- > 0)
-      fail("injected network error for {}", key);
-    if (key.find("step_00000020") != std::string::npos && key.ends_with("DONE"))
-      fail("injected permanent error for {}", key);
-  };
-  {
-    BackgroundUploader up(store, "run", {.keep_last = 5, .max_attempts = 3, .retry_seconds = 0.01});
-    up.enqueue(test::make_local_checkpoint(dir / "l", 10).string());
-    up.enqueue(test::make_local_checkpoint(dir / "l", 20).string());
-    up.enqueue(test::make_local_checkpoint(dir / "l", 30).string());
-    up.wait_idle();
-    EXPECT_TRUE(up.pending().empty());
-    EXPECT_EQ(up.uploaded(), 2);
-    ASSERT_EQ(up.failures().size(), 1u);
-    EXPECT_NE(up.failures()[0].find("step_00000020"), std::string::npos);
-    EXPECT_NE(up.failures()[0].find("injected permanent error"), std::string::npos);
-  }
-  auto complete = list_complete_remote(*inner, "run");
-  ASSERT_EQ(complete.size(), 2u);
-  EXPECT_EQ(complete[0].step, 10);
-  EXPECT_EQ(complete[1].step, 30);
-  EXPECT_FALSE(inner->exists("run/step_00000020/DONE"));
-}
-
-TEST(OpsRemoteSync, BackgroundUploaderDrainsTheQueueOnDestruction) {
-  fs::path dir = test::scratch_dir("ops_sync_drain");
-  auto store = std::make_shared<DirectoryStore>((dir / "remote").string());
-  {
-    BackgroundUploader up(store, "", {.keep_last = 1});
-    for (int s = 1; s <= 3; ++s) up.enqueue(test::make_local_checkpoint(dir / "l", s).string());
-  }  // no wait_idle: the destructor finishes the uploads
-  auto complete = list_complete_remote(*store, "");
-  ASSERT_EQ(complete.size(), 1u);  // keep_last = 1 pruned the others
-  EXPECT_EQ(complete[0].step, 3);
-}
-
 namespace {
 // Sets environment variables for one test and restores them afterwards.
 class ScopedEnv {
@@ -251,34 +209,4 @@ TEST(OpsS3Config, UriEncodingAndSha256) {
   // FIPS 180-2 test vectors.
   EXPECT_EQ(sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-}
-
-TEST(OpsRemoteSync, AbandonQueuedKeepsTheUploadInProgress) {
-  fs::path dir = test::scratch_dir("ops_sync_abandon");
-  auto inner = std::make_shared<DirectoryStore>((dir / "remote").string());
-  auto store = std::make_shared<test::HookedStore>(inner);
-  std::mutex gate;
-  gate.lock();  // holds the first upload inside its first put
-  std::atomic<bool> entered{false};
-  store->before_put = [&](const std::string&) {
-    if (!entered.exchange(true)) {
-      std::lock_guard<std::mutex> wait(gate);
-    }
-  };
-  std::vector<std::string> dropped;
-  {
-    BackgroundUploader up(store, "", {});
-    for (int s = 1; s <= 3; ++s) up.enqueue(test::make_local_checkpoint(dir / "l", s).string());
-    while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    EXPECT_FALSE(up.wait_idle_for(0.05));
-    dropped = up.abandon_queued();
-    EXPECT_EQ(up.pending().size(), 1u);
-    gate.unlock();
-    EXPECT_TRUE(up.wait_idle_for(30));
-  }
-  ASSERT_EQ(dropped.size(), 2u);
-  EXPECT_NE(dropped[0].find("step_00000002"), std::string::npos);
-  auto complete = list_complete_remote(*inner, "");
-  ASSERT_EQ(complete.size(), 1u);
-  EXPECT_EQ(complete[0].step, 1);
 }

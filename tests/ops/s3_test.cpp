@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "ckpt/checkpoint_sync.h"
 #include "ckpt/remote_sync.h"
 #include "ckpt/s3_client.h"
 #include "ops_test_util.h"
@@ -190,10 +191,10 @@ TEST_F(OpsS3, ServerKilledMidUploadLeavesNoCompleteCheckpoint) {
   EXPECT_FALSE(store.exists("killed/step_00000050/shards/tp0_pp0.safetensors"));  // never completed
 }
 
-TEST_F(OpsS3, BackgroundUploaderSurvivesAServerRestart) {
+TEST_F(OpsS3, CheckpointSyncSurvivesAServerRestart) {
   fs::path dir = test::scratch_dir("ops_s3_restart");
   S3Config cfg = config();
-  fs::path ck = test::make_local_checkpoint(dir / "local", 60, 11 << 20);
+  fs::path ck = test::save_tiny_checkpoint(dir / "local", 60, 200000);  // a 12.8 MB model shard: multipart
   std::atomic<bool> killed{false};
   std::thread restarter;
   cfg.after_part = [&](const std::string&, int part) {
@@ -206,19 +207,21 @@ TEST_F(OpsS3, BackgroundUploaderSurvivesAServerRestart) {
   };
   auto store = std::make_shared<S3Store>("ckpt", cfg);
   {
-    BackgroundUploader up(store, "restart", {.keep_last = 0, .max_attempts = 4, .retry_seconds = 0.5});
-    up.enqueue(ck.string());
-    up.wait_idle();
-    EXPECT_EQ(up.uploaded(), 1);
-    EXPECT_TRUE(up.failures().empty()) << up.failures()[0];
+    RemoteSyncOptions o;
+    o.keep = 2;
+    o.retry_min_s = 0.5;
+    CheckpointSync sync(store, "restart", "s3://ckpt/restart", (dir / "local").string(), o);
+    RemoteSyncStatus st = sync.finish(60);
+    EXPECT_TRUE(st.complete) << st.summary();
+    EXPECT_EQ(st.uploaded, 1);
   }
   if (restarter.joinable()) restarter.join();
   EXPECT_TRUE(killed);
   auto newest = newest_complete_remote(*store, "restart");
   ASSERT_TRUE(newest.has_value());
   std::string back = download_checkpoint(*store, "restart", newest->name, (dir / "back").string());
-  EXPECT_TRUE(test::read_bytes(fs::path(back) / "shards/tp0_pp0.safetensors") ==
-              test::read_bytes(ck / "shards/tp0_pp0.safetensors"));
+  EXPECT_TRUE(test::read_bytes(fs::path(back) / "model/tp0_pp0.safetensors") ==
+              test::read_bytes(ck / "model/tp0_pp0.safetensors"));
 }
 
 // s3rver accepts unsigned requests, so a wrong secret being refused on every kind of request

@@ -1,6 +1,7 @@
 #include "kernels/cpu/gemm.h"
 
 #include "core/buffer.h"
+#include "core/env.h"
 #include "core/error.h"
 
 #include <algorithm>
@@ -28,7 +29,7 @@ struct ShapeTime {
   double flops = 0;
 };
 struct Profile {
-  bool on = std::getenv("LT_GEMM_PROFILE") != nullptr;
+  bool on = env_flag("LT_GEMM_PROFILE", false);
   std::mutex mu;
   std::map<std::string, ShapeTime> shapes;  // "MxNxK flags" -> time
   ~Profile() {

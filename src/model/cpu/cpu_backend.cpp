@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -56,7 +57,7 @@ class CpuBackend final : public Backend {
   // ceiling can be set with LT_PEAK_GFLOPS_PER_CORE (bench/peak_bench measures it).
   double peak_flops(Precision precision) const override {
     double per_core = precision == Precision::bf16 ? 350e9 : 172.5e9;
-    if (const char* e = std::getenv("LT_PEAK_GFLOPS_PER_CORE")) per_core = std::atof(e) * 1e9;
+    if (double g = env_number("LT_PEAK_GFLOPS_PER_CORE", 0); g > 0) per_core = g * 1e9;
     return per_core * threads_;
   }
 

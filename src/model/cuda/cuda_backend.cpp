@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/check.h"
@@ -127,7 +128,7 @@ class CudaBackend final : public Backend {
 
   // Dense bf16 tensor-core peaks (SXM parts); LT_PEAK_TFLOPS sets another card's.
   double peak_flops(Precision precision) const override {
-    if (const char* e = std::getenv("LT_PEAK_TFLOPS")) return std::atof(e) * 1e12;
+    if (double t = env_number("LT_PEAK_TFLOPS", 0); t > 0) return t * 1e12;
     const std::string name = info_.name;
     const bool hopper = name.find("H100") != std::string::npos || name.find("H200") != std::string::npos;
     const bool ampere = name.find("A100") != std::string::npos;
