@@ -12,16 +12,19 @@
 #   bench/gpu_check.sh                 on the GPU machine (the bundle carried): runs the plan,
 #                                       writing results to $OUT as it goes (default ./gpu-check-out)
 #
-# The plan (seconds are timeouts; together under 8 minutes):
+# The plan (seconds are timeouts; together 8 minutes):
 #   device    10  nvidia-smi, the CUDA libraries found                     → device.txt
-#   tests    270  lt_cuda_tests: every kernel against its CPU reference,    → cuda_tests.json
-#                 determinism, cuDNN SDPA, NCCL, health checks
-#   probe    180  cuda_probe: cuDNN attention support per shape, flash and  → probe.json
+#   tests    120  lt_cuda_tests: every kernel against its CPU reference,    → cuda_tests.json
+#                 determinism, cuDNN SDPA, NCCL, health checks, the CUDA
+#                 stage against the CPU stage on the PyTorch fixtures
+#   probe     40  cuda_probe: cuDNN attention support per shape, flash and  → probe.json
 #                 cuDNN attention timings, cuBLASLt GEMM timings
-#   stage     —   hook: the CUDA stage against the CPU stage (fixtures, 30 steps of stories15M,
-#                 two identical runs bitwise equal) — added with the CUDA stage
-#   benchmark —   hook: 124M and TinyLlama-1.1B tokens/s, MFU, memory, per-kernel time,
-#                 against PyTorch (torch.compile) in the same call — added with the CUDA stage
+#   stage    100  bench/gpu_stage_checks.sh: 30 steps of stories15M on CPU  → stage.txt
+#                 and GPU within 1%, two GPU runs bitwise equal, resume
+#                 bit-identical, checkpoints across devices
+#   benchmark 210 bench/gpu_train_bench.sh: 124M and TinyLlama-1.1B         → benchmark.txt
+#                 tokens/s, MFU, peak memory, time per kernel category,
+#                 ours then PyTorch (torch.compile) on the same GPU
 # summary.json is rewritten after every step, so a call cut short still returns what ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,12 +114,12 @@ step() {
   record "$name" "$status" "$dt" "$file"
 }
 
-# Hooks for the CUDA stage (added when it exists): each gets the unpacked bundle directory.
-stage_checks() { record stage pending 0 "the CUDA stage checks come with the CUDA stage"; }
-train_benchmark() { record benchmark pending 0 "the training benchmark comes with the CUDA stage"; }
+# The CUDA stage end to end and the training benchmark, with the bundled llamatrain.
+stage_checks() { step stage 100 stage.txt bash bench/gpu_stage_checks.sh -- "${LOADER[@]}" "$1/bin/llamatrain"; }
+train_benchmark() { step benchmark 210 benchmark.txt bash bench/gpu_train_bench.sh -- "${LOADER[@]}" "$1/bin/llamatrain"; }
 
 dry_run() {
-  echo "plan: device 10 s, tests 270 s, probe 180 s, stage and benchmark hooks (pending): under 8 minutes"
+  echo "plan: device 10 s, tests 120 s, probe 40 s, stage 100 s, benchmark 210 s: 480 s"
   [ -f "$BUNDLE" ] || die "no bundle at $BUNDLE (make it with --make-bundle)"
   local bytes dir
   bytes=$(stat -c %s "$BUNDLE")
@@ -153,8 +156,9 @@ unpack "$DIR"
 CUDA_DIRS=$(cuda_lib_dirs)
 set_loader "$DIR"
 step device 10 device.txt bash -c "nvidia-smi; echo; echo 'CUDA library directories: $CUDA_DIRS'"
-step tests 270 cuda_tests.txt "${LOADER[@]}" "$DIR/bin/lt_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
-step probe 180 probe.json "${LOADER[@]}" "$DIR/bin/cuda_probe"
+export LT_TEST_SOURCE_DIR=$ROOT  # the fixtures of this checkout
+step tests 120 cuda_tests.txt "${LOADER[@]}" "$DIR/bin/lt_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
+step probe 40 probe.json "${LOADER[@]}" "$DIR/bin/cuda_probe"
 stage_checks "$DIR"
 train_benchmark "$DIR"
 cat "$OUT/summary.json"

@@ -36,7 +36,7 @@ nlohmann::json to_json(const HealthReport& r) {
                      {"memory_ok", h.memory_ok}, {"comm_ok", h.comm_ok}, {"gemm_max_rel_err", h.gemm_max_rel_err},
                      {"gemm_gflops", h.gflops}, {"memory_write_gbps", h.memory_gbps},
                      {"allreduce_busbw_gbps", {{"world", h.busbw_world}, {"tp", h.busbw_tp}, {"pp", h.busbw_pp},
-                                               {"dp", h.busbw_dp}}},
+                                               {"dp", h.busbw_dp}, {"gpu_nccl", h.busbw_gpu}}},
                      {"problems", h.problems}});
   return {{"ok", r.ok()}, {"ranks", ranks}, {"bad_ranks", r.bad_ranks}, {"bad_hosts", r.bad_hosts}};
 }

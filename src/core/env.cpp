@@ -30,6 +30,7 @@ const std::vector<EnvSpec>& env_specs() {
       {"LT_PEAK_TFLOPS", K::number, 1e-3, 1e6,
        "cuda: peak TFLOP/s of this GPU, the denominator of the console MFU (default: the card's dense bf16 peak)"},
       {"LT_ATTENTION", K::text, 0, 0, "cuda: 'flash' runs our flash-attention kernels instead of cuDNN's"},
+      {"LT_CUDA_PROFILE", K::flag, 0, 0, "cuda: true: print the CUDA stage's time per kernel category at exit"},
       {"OMP_NUM_THREADS", K::integer_list, 1, 4096, "OpenMP threads per rank (per nesting level)"},
       {"OMPI_COMM_WORLD_SIZE", K::integer, 1, kMaxRanks, "set by mpirun: ranks in the job"},
       {"OMPI_COMM_WORLD_RANK", K::integer, 0, kMaxRanks, "set by mpirun: this rank"},

@@ -12,6 +12,10 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "model/backend.h"
+#ifdef LLAMATRAIN_HAVE_CUDA
+#include "parallel/cuda/gpu_health.h"
+#include "parallel/nccl_comm.h"
+#endif
 #include "parallel/topology.h"
 
 namespace lt {
@@ -35,8 +39,8 @@ bool fault_injected(const char* kind, int rank) {
 
 void add_problem(RankHealth& h, const std::string& p) { h.problems += (h.problems.empty() ? "" : "; ") + p; }
 
-void check_compute(RankHealth& h, const HealthOptions& o, int rank) {
-  auto backend = make_backend(o.device, {o.threads, 0});
+void check_compute(RankHealth& h, const HealthOptions& o, int rank, int local_rank) {
+  auto backend = make_backend(o.device, {o.threads, local_rank});
   const ComputeCheck c = backend->check_compute(o.gemm_size, fault_injected("compute", rank));
   h.gemm_max_rel_err = c.max_rel_err;
   h.gflops = c.gflops;
@@ -119,9 +123,30 @@ GroupResult check_group(Comm& g, int world_rank, const HealthOptions& o, bool co
 }
 
 // Fixed-size record for gathering reports.
+// GPUs: an NCCL all-reduce of a known pattern over every rank's GPU (exact in fp32), and its
+// bus bandwidth; the memory of each GPU is in the compute check's device line.
+void check_gpu_comm(RankHealth& h, const HealthOptions& o, Comm& world, int local_rank) {
+#ifdef LLAMATRAIN_HAVE_CUDA
+  auto backend = make_backend(Device::cuda, {1, local_rank});
+  auto nccl = NcclComm::create(world, backend->device_index(), static_cast<cudaStream_t>(backend->native_stream()));
+  GpuHealthOptions go;
+  go.comm_mb = o.comm_mb;
+  GpuHealth g;
+  check_gpu_allreduce(*nccl, go, g);
+  h.busbw_gpu = g.allreduce_busbw_gbps;
+  if (!g.comm_ok) {
+    h.comm_ok = false;
+    add_problem(h, g.problems);
+  }
+#else
+  (void)h, (void)o, (void)world, (void)local_rank;
+  fail("healthcheck --device cuda: this build has no CUDA backend (build with -DLLAMATRAIN_CUDA=ON)");
+#endif
+}
+
 struct Wire {
   int32_t rank, compute_ok, memory_ok, comm_ok;
-  double err, gflops, mem_gbps, bw[4];
+  double err, gflops, mem_gbps, bw[4], bw_gpu;
   char host[64];
   char problems[448];
 };
@@ -134,8 +159,9 @@ HealthReport run_health_check(Runtime& rt, const HealthOptions& o) {
   RankHealth h;
   h.rank = rank;
   h.host = rt.host();
-  check_compute(h, o, rank);
+  check_compute(h, o, rank, rt.launch().local_rank);
   check_memory(h, o, rank);
+  if (o.device == Device::cuda) check_gpu_comm(h, o, world, rt.launch().local_rank);
 
   ProcessGroups groups(world, o.tp, o.pp);
   const bool corrupt = fault_injected("comm", rank);
@@ -184,6 +210,7 @@ HealthReport run_health_check(Runtime& rt, const HealthOptions& o) {
   w.bw[1] = h.busbw_tp;
   w.bw[2] = h.busbw_pp;
   w.bw[3] = h.busbw_dp;
+  w.bw_gpu = h.busbw_gpu;
   std::snprintf(w.host, sizeof(w.host), "%s", h.host.c_str());
   std::snprintf(w.problems, sizeof(w.problems), "%s", h.problems.c_str());
   std::vector<Wire> all(world.size());
@@ -205,6 +232,7 @@ HealthReport run_health_check(Runtime& rt, const HealthOptions& o) {
     r.busbw_tp = x.bw[1];
     r.busbw_pp = x.bw[2];
     r.busbw_dp = x.bw[3];
+    r.busbw_gpu = x.bw_gpu;
     r.problems = x.problems;
     if (!r.ok()) {
       rep.bad_ranks.push_back(r.rank);

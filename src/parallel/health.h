@@ -1,5 +1,6 @@
 // Health check of every rank before a job trusts it (the seed's cluster check, step 4):
-// compute (a oneDNN GEMM against the plain reference, and its speed), memory (allocate,
+// compute (the backend's GEMM against a plain reference, and its speed: oneDNN on CPU, cuBLASLt
+// in bf16 on each rank's GPU with --device cuda, plus an NCCL all-reduce over the GPUs), memory (allocate,
 // touch, write and read back a pattern) and the collectives of the rank's groups (all-gather
 // and all-reduce results checked element by element, all-reduce bus bandwidth). Collective:
 // every rank calls run_health_check; every rank gets every rank's report.
@@ -35,6 +36,7 @@ struct RankHealth {
   double memory_gbps = 0;
   // All-reduce bus bandwidth, 2(p-1)/p x bytes / time (GB/s), per group; 0 when size 1.
   double busbw_world = 0, busbw_tp = 0, busbw_pp = 0, busbw_dp = 0;
+  double busbw_gpu = 0;  // --device cuda: NCCL all-reduce over every rank's GPU
   std::string problems;  // "" when healthy
   bool ok() const { return compute_ok && memory_ok && comm_ok; }
 };

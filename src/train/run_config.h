@@ -90,6 +90,8 @@ constexpr KeyRange kWaitSeconds{0, 86400};
   K("checkpoint.dir", checkpoint_dir, std::string, "", kAny, "checkpoint directory (default: <run.dir>/checkpoints)") \
   K("checkpoint.every", checkpoint_every, int64_t, "0", kNonNegative, "save every N steps (0 = only at the end)")     \
   K("checkpoint.keep", checkpoint_keep, int, "3", kPositive, "keep the newest K checkpoints")                          \
+  K("checkpoint.at_end", checkpoint_at_end, bool, "true", kAny,                                                         \
+    "save a checkpoint after the last step (false: benchmarks; a stop signal still saves)")                            \
   K("checkpoint.resume", resume, std::string, "auto", kAny,                                                            \
     "auto (newest complete checkpoint) | none | a step directory")                                                     \
   K("checkpoint.remote", remote, std::string, "", kAny,                                                                \

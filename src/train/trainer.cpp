@@ -308,7 +308,7 @@ int Trainer::run(const TrainOptions& opts) {
     int64_t stop = g_stop_signal.load();
     world.all_reduce_sum(&stop, 1);
     const bool last = pos_.step == cfg_.steps;
-    if (last || stop || (cfg_.checkpoint_every > 0 && pos_.step % cfg_.checkpoint_every == 0))
+    if ((last && cfg_.checkpoint_at_end) || stop || (cfg_.checkpoint_every > 0 && pos_.step % cfg_.checkpoint_every == 0))
       ckpt_->save(pos_, {{"kind", enum_name(sched_.kind)}, {"lr", sched_.lr}, {"min_lr", sched_.min_lr},
                          {"warmup", sched_.warmup}, {"decay", sched_.decay}, {"step", pos_.step}});
     if (stop && !last) {

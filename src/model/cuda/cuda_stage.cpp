@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "kernels/cpu/rope.h"
@@ -169,6 +170,7 @@ CudaStage::CudaStage(const ParamLayout& layout, const StageGeometry& g, TensorPa
   cuda::copy_to_device(rope_cos_, cos_t.data(), cos_t.size() * sizeof(float), stream_);
   cuda::copy_to_device(rope_sin_, sin_t.data(), sin_t.size() * sizeof(float), stream_);
 
+  prof_ = std::make_unique<CudaProfile>(stream_, env_flag("LT_CUDA_PROFILE", false));
   gemm_ = std::make_unique<cuda::Gemm>();
   if (d.layers > 0) {
     attention_ = std::make_unique<cuda::Attention>(true, true);
@@ -220,7 +222,12 @@ void CudaStage::refresh_weights() {
   }
 }
 
-void CudaStage::gemm(const bf16* A, const bf16* B, void* C, const GemmShape& s) { gemm_->run(A, B, C, s, stream_); }
+// Every category the profile reports: "gemm" and "attention" inside "layer forward" /
+// "layer backward" / "head" (so the rest of a layer is its total minus those), "embedding".
+void CudaStage::gemm(const bf16* A, const bf16* B, void* C, const GemmShape& s) {
+  const auto t = prof_->scope("gemm");
+  gemm_->run(A, B, C, s, stream_);
+}
 
 void CudaStage::wgrad(const bf16* dy, int64_t ld_dy, const bf16* x, int64_t in, std::initializer_list<WGrad> parts) {
   const WGrad* it = parts.begin();
@@ -243,6 +250,7 @@ const bf16* CudaStage::d_res_bf16() {
 }
 
 void CudaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out) {
+  const auto t = prof_->scope("layer forward");
   const int64_t N = N_, D = D_, F = F_, Q = Q_, KV = KV_, QKV = QKV_;
   cuda::rmsnorm_forward(a.x, w.attn_norm, nullptr, a.ln1, a.rstd1, N, D_, c_.norm_eps, stream_);
   gemm(a.ln1, compute_copy(w.wq), qkv_f32_, linear_forward(N, QKV, D));
@@ -250,7 +258,10 @@ void CudaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* 
   cuda::rope_forward(qkv_f32_ + Q, QKV, nullptr, a.qkv + Q, QKV, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_,
                      stream_);
   cuda::to_bf16_2d(qkv_f32_ + Q + KV, QKV, a.qkv + Q + KV, QKV, N, KV, stream_);
-  attention_->forward(a.qkv, a.qkv + Q, a.qkv + Q + KV, a.att, a.lse, attn_shape_, stream_, attn_strides_);
+  {
+    const auto ta = prof_->scope("attention");
+    attention_->forward(a.qkv, a.qkv + Q, a.qkv + Q + KV, a.att, a.lse, attn_shape_, stream_, attn_strides_);
+  }
   gemm(a.att, compute_copy(w.wo), a.x_mid, linear_forward(N, D, Q));
   tp_->reduce_partial(a.x_mid, N * D);
   cuda::add_rmsnorm_forward(a.x_mid, a.x, w.ffn_norm, nullptr, a.ln2, a.rstd2, N, D_, c_.norm_eps, stream_);
@@ -263,6 +274,7 @@ void CudaStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* 
 
 // On entry d_res_ holds the gradient of the layer output; on exit that of its input.
 void CudaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
+  const auto t = prof_->scope("layer backward");
   const int64_t N = N_, D = D_, F = F_, Q = Q_, KV = KV_, QKV = QKV_;
   // x_out = x_mid + h·Wd^T
   const bf16* dres = d_res_bf16();
@@ -278,8 +290,11 @@ void CudaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, con
   dres = d_res_bf16();
   gemm(dres, compute_copy(w.wo), d_att_, linear_input_grad(N, Q, D, GemmOut::bf16));
   wgrad(dres, D, a.att, Q, {{g.wo, D}});
-  attention_->backward(a.qkv, a.qkv + Q, a.qkv + Q + KV, a.att, d_att_, a.lse, d_qkv_, d_qkv_ + Q, d_qkv_ + Q + KV,
-                       attn_shape_, stream_, attn_strides_);
+  {
+    const auto ta = prof_->scope("attention");
+    attention_->backward(a.qkv, a.qkv + Q, a.qkv + Q + KV, a.att, d_att_, a.lse, d_qkv_, d_qkv_ + Q, d_qkv_ + Q + KV,
+                         attn_shape_, stream_, attn_strides_);
+  }
   cuda::rope_backward(d_qkv_, QKV, nullptr, d_qkv_, QKV, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_, stream_);
   cuda::rope_backward(d_qkv_ + Q, QKV, nullptr, d_qkv_ + Q, QKV, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_,
                       stream_);
@@ -290,6 +305,7 @@ void CudaStage::layer_backward(const LayerWeights& w, const LayerWeights& g, con
 }
 
 void CudaStage::head_forward_backward(const Slot& s, float loss_scale, bool need_grad) {
+  const auto t = prof_->scope("head");
   const int64_t N = N_, D = D_, V = ld_.vocab;
   const int vb = ld_.vocab_begin;
   cuda::rmsnorm_forward(s.x_final, w_.final_norm, nullptr, s.lnf, s.rstdf, N, D_, c_.norm_eps, stream_);
@@ -327,6 +343,7 @@ void CudaStage::forward(int slot, const int32_t* tokens, const int32_t* targets,
   float* x0 = stage_input(slot);  // non-first stages: the pipeline received the input here
   if (layout_.first_stage()) {
     // Host -> device from pageable memory: the call returns once the host data is staged.
+    const auto t = prof_->scope("embedding");
     cuda::copy_to_device(s.tokens, tokens, size_t(N) * sizeof(int32_t), stream_);
     cuda::embedding_forward(s.tokens, w_.embed, x0, N, D_, ld_.vocab_begin, ld_.vocab, stream_);
     tp_->reduce_partial(x0, N * D_);
@@ -367,16 +384,22 @@ void CudaStage::backward(int slot) {
       layer_backward(w, g_.layers[size_t(l)], s.layers[size_t(l)]);
     }
   }
-  if (layout_.first_stage())
+  if (layout_.first_stage()) {
+    const auto t = prof_->scope("embedding");
     cuda::embedding_backward(s.embed_plan, s.embed_rows, s.embed_positions, d_res_, g_.embed, D_, stream_);
+  }
 }
 
 double CudaStage::take_loss() {
-  if (!loss_) return 0.0;
   double host = 0;
-  cuda::copy_to_host(&host, loss_, sizeof host, stream_);
-  LT_CUDA(cudaMemsetAsync(loss_, 0, sizeof(double), stream_));
-  LT_CUDA(cudaStreamSynchronize(stream_));
+  if (loss_) {
+    cuda::copy_to_host(&host, loss_, sizeof host, stream_);
+    LT_CUDA(cudaMemsetAsync(loss_, 0, sizeof(double), stream_));
+  }
+  if (loss_ || prof_->on()) {
+    LT_CUDA(cudaStreamSynchronize(stream_));
+    prof_->collect();
+  }
   return host;
 }
 

@@ -27,6 +27,7 @@
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/sdpa.h"
+#include "model/cuda/cuda_profile.h"
 #include "model/stage.h"
 
 namespace lt {
@@ -123,6 +124,7 @@ class CudaStage final : public Stage {
   float *logits_ = nullptr, *ce_stats_ = nullptr;
   double *row_loss_ = nullptr, *loss_ = nullptr;
   float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
+  std::unique_ptr<CudaProfile> prof_;  // LT_CUDA_PROFILE: time per kernel category
   std::unique_ptr<cuda::Gemm> gemm_;
   std::unique_ptr<cuda::Attention> attention_;
   cuda::AttnShape attn_shape_{};
