@@ -121,8 +121,9 @@ nlohmann::json read_dataset_meta(const std::string& dir) {
   }
   if (meta.value("format", "") != "llamatrain-dataset") fail("{}: \"format\" is not \"llamatrain-dataset\"", path);
   const int version = meta.value("version", 0);
-  if (version != 1 && version != 2)
-    fail("{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids)", path, version);
+  if (version < 1 || version > 3)
+    fail("{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids, 3: with document boundaries)",
+         path, version);
   return meta;
 }
 
@@ -249,7 +250,8 @@ nlohmann::json prepare_dataset(const PrepareOptions& o) {
     };
     nlohmann::json meta = {
         {"format", "llamatrain-dataset"},
-        {"version", token_bytes == 2 ? 1 : 2},  // 2: uint32 ids, which older builds cannot read
+        {"version", 3},  // document boundaries (version 3 shards); uint16 or uint32 ids as "dtype" says
+        {"document_index", true},
         {"created_by", "llamatrain prepare"},
         {"block_size", o.block_size},
         {"dtype", token_bytes == 2 ? "uint16" : "uint32"},

@@ -27,6 +27,8 @@ double env_number(const char* name, double lo, double hi) {
 FaultHooks FaultHooks::from_env() {
   FaultHooks h;
   if (double k = env_number("LT_FAULT_NAN_AT_STEP", 0, 1e15); !std::isnan(k)) h.nan_at_step = int64_t(k);
+  if (double k = env_number("LT_FAULT_SPIKE_AT_STEP", 0, 1e15); !std::isnan(k)) h.spike_at_step = int64_t(k);
+  if (double r = env_number("LT_FAULT_RANK", 0, 1e6); !std::isnan(r)) h.rank = int(r);
   if (double s = env_number("LT_FAULT_SAVE_DELAY_S", 0, 3600); !std::isnan(s)) h.save_delay_s = s;
   return h;
 }
