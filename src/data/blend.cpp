@@ -34,7 +34,7 @@ std::vector<double> normalised(const std::vector<BlendSource>& s) {
 
 BlendedLoader::BlendedLoader(std::vector<BlendSource> sources, uint64_t seed, bool shuffle, int dp_rank, int dp_size,
                              bool single)
-    : rank_(dp_rank), dp_(dp_size) {
+    : shuffle_(shuffle), rank_(dp_rank), dp_(dp_size) {
   LT_CHECK(!sources.empty(), "no training data sources");
   LT_CHECK(!single || sources.size() == 1, "a single-source loader takes one source");
   LT_CHECK(dp_size >= 1 && dp_rank >= 0 && dp_rank < dp_size, "data-parallel rank {} out of range [0, {})", dp_rank,
@@ -46,7 +46,7 @@ BlendedLoader::BlendedLoader(std::vector<BlendSource> sources, uint64_t seed, bo
     BlendSource spec = sources[k];
     spec.weight = w[k];
     const uint64_t key = single ? seed : source_seed(seed, spec.name);
-    sources_.push_back({spec, Loader(*spec.data, key, shuffle, 0, 1)});
+    sources_.push_back({spec, key, std::make_unique<Loader>(*spec.data, key, shuffle, 0, 1)});
   }
 }
 
@@ -80,7 +80,7 @@ void BlendedLoader::next_batch(int global_batch, int32_t* out, int32_t* doc_star
   for (int j = 0; j < per_rank; ++j) {
     const size_t g = size_t(rank_) * size_t(per_rank) + size_t(j);
     const Source& s = sources_[size_t(assign_[g])];
-    const int64_t sample = s.order.sample_at(index_[g]);
+    const int64_t sample = s.order->sample_at(index_[g]);
     s.spec.data->read(sample, out + j * L);
     if (!doc_start) continue;
     s.spec.data->document_starts(sample, starts);
@@ -120,7 +120,8 @@ std::vector<int64_t> BlendedLoader::counts_between(int64_t from, int64_t to) con
 nlohmann::json BlendedLoader::state() const {
   nlohmann::json src = retired_, seg = nlohmann::json::object();
   for (const auto& s : sources_) {
-    src[s.spec.name] = {{"samples", s.count}, {"path", s.spec.path}, {"num_samples", s.spec.data->num_samples()}};
+    src[s.spec.name] = {
+        {"samples", s.count}, {"path", s.spec.path}, {"num_samples", s.spec.data->num_samples()}, {"key", s.key}};
     seg[s.spec.name] = {{"weight", s.spec.weight}, {"base", s.base}};
   }
   return {{"samples", total_}, {"sources", src}, {"segment", {{"start", seg_start_}, {"sources", seg}}}};
@@ -152,6 +153,15 @@ std::vector<std::string> BlendedLoader::restore(const nlohmann::json& state, int
     retired_ = nlohmann::json::object();
     for (auto it = src.begin(); it != src.end(); ++it) {
       auto found = std::find_if(sources_.begin(), sources_.end(), [&](const Source& s) { return s.spec.name == it.key(); });
+      // Renamed (e.g. data.path's "train" now listed in data.sources): the same path, a name
+      // the state does not know.
+      if (found == sources_.end() && it.value().contains("path"))
+        found = std::find_if(sources_.begin(), sources_.end(), [&](const Source& s) {
+          return s.spec.path == it.value()["path"].get<std::string>() && !src.contains(s.spec.name);
+        });
+      if (found != sources_.end() && found->spec.name != it.key())
+        notes.push_back(fmt::format("source '{}' continues the position of '{}' (the same path {})", found->spec.name,
+                                    it.key(), found->spec.path));
       if (found == sources_.end()) {
         retired_[it.key()] = it.value();
         notes.push_back(fmt::format("source '{}' ({} samples consumed) is not in this run's data: it is left where it "
@@ -160,6 +170,10 @@ std::vector<std::string> BlendedLoader::restore(const nlohmann::json& state, int
         continue;
       }
       found->count = it.value().at("samples").get<int64_t>();
+      if (it.value().contains("key") && it.value()["key"].get<uint64_t>() != found->key) {
+        found->key = it.value()["key"].get<uint64_t>();
+        found->order = std::make_unique<Loader>(*found->spec.data, found->key, shuffle_, 0, 1);
+      }
       const std::string old_path = it.value().value("path", found->spec.path);
       if (old_path != found->spec.path)
         notes.push_back(fmt::format("source '{}' now reads {} (was {}): it continues at its sample {}", it.key(),

@@ -17,14 +17,18 @@
 // Data parallelism. Each global batch of B positions is split into contiguous slices, rank d
 // taking [d·B/dp, (d+1)·B/dp); every rank replays the batch's assignment (B choices), so the
 // samples each position gets do not depend on dp.
-// Resume. state() holds every source's count (by name), the total and the segment; restore()
+// Resume. state() holds every source's count and shuffle key (by name), the total and the
+// segment; restore()
 // continues exactly (bit-identical to an uninterrupted run) when the weights are unchanged. When
 // they changed, a new segment starts at the current position: every source continues at its
 // own count — no sample of any source is repeated or skipped — and the new weights govern the
 // samples from there on. A source that is new starts at its first sample; the counts of a
-// source left out are kept in the state, so adding it back later continues it.
+// source left out are kept in the state, so adding it back later continues it; a source under a
+// new name continues the state of the one with its path (data.path's "train" listed in
+// data.sources), in the same order.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -75,11 +79,13 @@ class BlendedLoader {
  private:
   struct Source {
     BlendSource spec;
-    Loader order;  // sample_at(i): the source's i-th sample
-    int64_t count = 0, base = 0;  // samples given; count at the segment's start
+    uint64_t key = 0;              // the shuffle's key (kept across renames: the order goes on)
+    std::unique_ptr<Loader> order;  // sample_at(i): the source's i-th sample
+    int64_t count = 0, base = 0;    // samples given; count at the segment's start
   };
   int pick(int64_t n, const std::vector<int64_t>& counts) const;  // source of position n
   std::vector<Source> sources_;
+  bool shuffle_;
   int rank_, dp_;
   int64_t total_ = 0, seg_start_ = 0;
   nlohmann::json retired_ = nlohmann::json::object();  // counts of sources not in this run

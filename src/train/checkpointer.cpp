@@ -118,7 +118,7 @@ TrainPosition Checkpointer::rollback(int64_t at_step) {
   if (world.rank() == 0)
     if (auto ref = find_latest_checkpoint(cfg_.checkpoint_dir)) at = ref->meta.step;
   world.broadcast(&at, sizeof at, 0);
-  LT_CHECK(at >= 0, "step {}: non-finite loss and no checkpoint to roll back to", at_step);
+  LT_CHECK(at >= 0, "step {}: a rollback (train.nan_policy or train.spike_policy) found no checkpoint to roll back to", at_step);
   return load(open_checkpoint(cfg_.checkpoint_dir, at, Verify::sizes));
 }
 

@@ -179,6 +179,29 @@ TEST(DataBlend, SourceLeftOutKeepsItsPlace) {
   EXPECT_EQ(back.counts()[1].samples, 10);
 }
 
+// A data.path run (one source, "train") continued with data.sources: the source reading the same
+// dataset takes over its position and its order: the next samples are the single loader's next.
+TEST(DataBlend, RenamedSourceKeepsItsPositionByPath) {
+  Blend b({40, 40}, {0.5, 0.5});
+  BlendedLoader single({{"train", "path/new", &b.data[0], 1.0}}, 7, true, 0, 1, true);
+  std::vector<int32_t> buf(4 * 12);
+  single.next_batch(12, buf.data());
+  BlendedLoader blend(b.sources(), 7, true, 0, 1);
+  const auto notes = blend.restore(single.state(), 0, "");
+  ASSERT_FALSE(notes.empty());
+  EXPECT_NE(notes[0].find("source 'new' continues the position of 'train' (the same path path/new)"), std::string::npos)
+      << notes[0];
+  EXPECT_EQ(blend.counts()[0].samples, 12);
+  EXPECT_EQ(blend.counts()[1].samples, 0);
+  std::vector<int32_t> a(4 * 8), want(4 * 4);
+  blend.next_batch(8, a.data());  // 4 of each, "new" first
+  single.next_batch(4, want.data());
+  std::vector<int32_t> got;
+  for (int j = 0; j < 8; ++j)
+    if (a[size_t(j) * 4] / 1000 == 0) got.insert(got.end(), a.begin() + j * 4, a.begin() + j * 4 + 4);
+  EXPECT_EQ(got, want);
+}
+
 TEST(DataBlend, TokenBudgetsBecomeWeights) {
   // 1000 tokens of a 4000-token run: a quarter; the weighted sources share the rest 2:1.
   auto w = resolve_weights({2, 0, 1}, {0, 1000, 0}, 4000, {"a", "b", "c"});

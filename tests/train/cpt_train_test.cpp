@@ -254,5 +254,51 @@ TEST(CptTrain, SpikeGuardSkipsOrRollsBack) {
   EXPECT_EQ(s[9]["lr"].get<double>(), n[7]["lr"].get<double>());
 }
 
+// train.document_mask on a prepared dataset (format version 3): the same training in one process
+// and at tp2 x pp2 with sequence parallelism (held-out sets masked too), different from the
+// unmasked run; data without document boundaries and a backend without masking are clear errors.
+TEST(CptTrain, DocumentMaskIsLayoutIndependent) {
+  CptRun t("cpt_docmask");
+  const std::string data = (t.dir / "data").string(), model = (t.dir / "v512.json").string();
+  test::write_text(model, test::tiny_config(48, 3, 4, 2, 100, 512, false));
+  // Short documents (one line of the manual each), so that most samples hold several.
+  std::ifstream in(test::source_path("assets/corpus/gimp_help/gimp_help_en.txt"));
+  std::string line, text;
+  for (int i = 0; i < 3000 && std::getline(in, line);) {
+    if (line.empty()) continue;
+    text += line + "\n\n";
+    ++i;
+  }
+  const std::string corpus = (t.dir / "lines.txt").string();
+  test::write_text(corpus, text);
+  auto p = run_cmd(test::binary_path() + " prepare " + corpus + " -o " + data + " --tokenizer " + test::source_path("assets/stories260k/tok512.model") +
+                   " --text-mode paragraph --block-size 33 --validation-fraction 0.05 --no-progress");
+  ASSERT_EQ(p.status, 0) << p.output;
+  const std::string run = "model=" + model + " data.path=" + data + " data.valid=[held=" + data +
+                          "/validation] eval.every=3 eval.batches=2 train.steps=6 train.document_mask=true "
+                          "train.restart_positions=true ";
+  ASSERT_EQ(t.single("one", run).status, 0);
+  auto par = t.mpi(4, "tp2pp2sp", run + "parallel.tp=2 parallel.pp=2 parallel.sequence_parallel=true");
+  ASSERT_EQ(par.status, 0) << par.output;
+  auto a = t.losses("one"), b = t.losses("tp2pp2sp");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-5 * a[i]) << "step " << i + 1;
+  const auto ea = t.lines("one", "valid"), eb = t.lines("tp2pp2sp", "valid");
+  ASSERT_EQ(ea.size(), 2u);
+  ASSERT_EQ(eb.size(), 2u);
+  EXPECT_NEAR(eb[1]["valid"]["held"]["loss"].get<double>(), ea[1]["valid"]["held"]["loss"].get<double>(), 1e-5);
+  ASSERT_EQ(t.single("plain", "model=" + model + " data.path=" + data + " train.steps=2").status, 0);
+  EXPECT_NE(t.losses("plain")[1], a[1]) << "masking changed nothing";
+  auto raw = t.single("raw", "data.path=" + t.a + " train.steps=2 train.document_mask=true");
+  EXPECT_EQ(raw.status, 1);
+  EXPECT_NE(raw.output.find("has no document boundaries"), std::string::npos) << raw.output;
+  auto cuda = t.single("cuda", run + "train.device=cuda");
+  EXPECT_EQ(cuda.status, 1);
+  EXPECT_NE(cuda.output.find("config key 'train.document_mask': the cuda backend does not support document masking"),
+            std::string::npos)
+      << cuda.output;
+}
+
 }  // namespace
 }  // namespace lt
