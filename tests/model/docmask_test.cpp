@@ -116,7 +116,9 @@ TEST_P(DocMaskFixtureTest, StageMatchesPyTorchAndTheUnpackedDocuments) {
   opt.micro_batch = fx.B;
   opt.seq_len = fx.T;
   opt.document_mask = true;
-  for (bool restart : {true, false}) {
+  opt.slots = 1;
+  for (auto [restart, recompute] : {std::pair{true, false}, {false, false}, {true, true}}) {
+    opt.recompute = recompute;  // backward recomputes each layer's forward under the same mask
     test::TestStage stage = test::make_cpu_stage(layout, opt);
     fx.load_params(layout, stage->weights());
     stage->set_inputs(0, {docs.data(), restart});
@@ -128,7 +130,8 @@ TEST_P(DocMaskFixtureTest, StageMatchesPyTorchAndTheUnpackedDocuments) {
     stage->backward(0);
     for (const auto& p : layout.params()) {
       auto ref = fx.f32("grad.restart." + p.name);
-      EXPECT_LT(test::norm_rel_err(stage->grads() + p.offset, ref.data(), p.numel), 1e-4) << p.name;
+      EXPECT_LT(test::norm_rel_err(stage->grads() + p.offset, ref.data(), p.numel), 1e-4)
+          << p.name << (recompute ? " (recompute)" : "");
     }
     double docs_alone = 0;
     for (float x : fx.f32("doc_losses")) docs_alone += x;
