@@ -1,6 +1,8 @@
 // `llamatrain generate --model M --tokenizer FILE --prompt TEXT [--max-new-tokens N]
-//  [--temperature T] [--top-p P] [--seed S] [--json]`: sample a continuation with the
-// KV-cached fp32 forward. M is a Hugging Face directory, a checkpoint (root or step
+//  [--temperature T] [--top-p P] [--seed S] [--samples K] [--json]`: sample a continuation with the
+// KV-cached fp32 forward (K independent ones, one RNG stream, each followed by a blank line —
+// so `prepare --text-mode paragraph` reads them back as K documents, e.g. a replay corpus of
+// a model's own distribution; --json prints one object per line then). M is a Hugging Face directory, a checkpoint (root or step
 // directory) or a llama2.c .bin. The prompt is BOS + encode(TEXT). Generation stops at EOS,
 // at BOS (llama2.c's stories models end a story by starting the next one with BOS), after N
 // tokens, or when the context (max_position_embeddings) is full.
@@ -26,6 +28,7 @@ void register_generate(CLI::App& app) {
     int max_new = 256;
     float temperature = 1.0f, top_p = 0.9f;
     uint64_t seed = 1234;
+    int samples = 1;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -37,6 +40,8 @@ void register_generate(CLI::App& app) {
            100.0, "[]");
   in_range(cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass (default 0.9; 1 = off)"), 0.0, 1.0, "(]");
   in_range(cmd->add_option("--seed", o->seed, "Sampling seed (default 1234)"), 0, INT64_MAX);
+  in_range(cmd->add_option("--samples", o->samples, "Independent samples, each followed by a blank line (default 1)"), 1,
+           1 << 20);
   cmd->add_flag("--json", o->json, "Print JSON with the token ids");
   cmd->callback([o] {
     auto src = open_weights(o->model);
@@ -60,44 +65,49 @@ void register_generate(CLI::App& app) {
 
     const std::vector<int32_t> stop_ids = tok->stop_ids();  // EOS, and <|eot_id|> etc. for Llama 3
     Rng rng(o->seed);
-    Timer timer;
-    const float* logits = nullptr;
-    for (int32_t t : prompt) logits = model.step(t);
-    double prefill_s = timer.seconds();
-    std::vector<int32_t> out;
-    std::string stop = "max_new_tokens";
-    while (int(out.size()) < o->max_new) {
-      int next = sample_token(logits, c.vocab_size, o->temperature, o->top_p, rng);
-      if (std::ranges::count(stop_ids, next)) { stop = "eos"; break; }
-      if (next == tok->bos_id()) { stop = "bos"; break; }
-      out.push_back(next);
-      if (int(out.size()) == o->max_new) break;
-      if (model.position() >= c.max_seq_len) { stop = "context_full"; break; }
-      logits = model.step(next);
-    }
-    double gen_s = timer.seconds() - prefill_s;
-    std::vector<int32_t> all = prompt;
-    all.insert(all.end(), out.begin(), out.end());
-    std::string text = tok->decode(all), prompt_text = tok->decode(prompt);
-    std::string completion = text.starts_with(prompt_text) ? text.substr(prompt_text.size()) : tok->decode(out);
-    if (o->json) {
-      nlohmann::json j = {{"model", o->model},
-                          {"prompt", o->prompt},
-                          {"prompt_ids", prompt},
-                          {"generated_ids", out},
-                          {"text", text},
-                          {"completion", completion},
-                          {"stop_reason", stop},
-                          {"temperature", o->temperature},
-                          {"top_p", o->top_p},
-                          {"seed", o->seed},
-                          {"tokens_per_second", out.empty() || gen_s <= 0 ? 0.0 : double(out.size()) / gen_s}};
-      std::printf("%s\n", j.dump(2).c_str());
-    } else {
-      std::printf("%s\n", text.c_str());
-      std::fflush(stdout);
-      std::fprintf(stderr, "[%zu tokens, %.1f tokens/s, stop: %s]\n", out.size(),
-                   gen_s > 0 ? double(out.size()) / gen_s : 0.0, stop.c_str());
+    for (int sample = 0; sample < o->samples; ++sample) {
+      model.reset();
+      Timer timer;
+      const float* logits = nullptr;
+      for (int32_t t : prompt) logits = model.step(t);
+      double prefill_s = timer.seconds();
+      std::vector<int32_t> out;
+      std::string stop = "max_new_tokens";
+      while (int(out.size()) < o->max_new) {
+        int next = sample_token(logits, c.vocab_size, o->temperature, o->top_p, rng);
+        if (std::ranges::count(stop_ids, next)) { stop = "eos"; break; }
+        if (next == tok->bos_id()) { stop = "bos"; break; }
+        out.push_back(next);
+        if (int(out.size()) == o->max_new) break;
+        if (model.position() >= c.max_seq_len) { stop = "context_full"; break; }
+        logits = model.step(next);
+      }
+      double gen_s = timer.seconds() - prefill_s;
+      std::vector<int32_t> all = prompt;
+      all.insert(all.end(), out.begin(), out.end());
+      std::string text = tok->decode(all), prompt_text = tok->decode(prompt);
+      std::string completion = text.starts_with(prompt_text) ? text.substr(prompt_text.size()) : tok->decode(out);
+      if (o->json) {
+        nlohmann::json j = {{"model", o->model},
+                            {"prompt", o->prompt},
+                            {"prompt_ids", prompt},
+                            {"generated_ids", out},
+                            {"text", text},
+                            {"completion", completion},
+                            {"stop_reason", stop},
+                            {"temperature", o->temperature},
+                            {"top_p", o->top_p},
+                            {"seed", o->seed},
+                            {"tokens_per_second", out.empty() || gen_s <= 0 ? 0.0 : double(out.size()) / gen_s}};
+        if (o->samples > 1) j["sample"] = sample;
+        std::printf("%s\n", j.dump(o->samples > 1 ? -1 : 2).c_str());
+      } else {
+        std::printf("%s\n%s", text.c_str(), o->samples > 1 ? "\n" : "");
+        std::fflush(stdout);
+        if (o->samples == 1)
+          std::fprintf(stderr, "[%zu tokens, %.1f tokens/s, stop: %s]\n", out.size(),
+                       gen_s > 0 ? double(out.size()) / gen_s : 0.0, stop.c_str());
+      }
     }
   });
 }

@@ -1,7 +1,9 @@
 // `llamatrain plan --model SPEC --nodes N --procs-per-node P --tp T --pp P --gbs G --seq S
 // [--mbs M] [--zero1] [--recompute full|none] [--sequence-parallel] [--precision bf16|fp32]
 // [--steps N] [--device cpu|h100|h200|trn1] [--mfu 0.4] [--buffers] [--json]`: what a layout costs before
-// it runs (parallel/plan.h says how each number is computed).
+// it runs (parallel/plan.h says how each number is computed). `--config run.yaml [key=value ...]`
+// takes the layout from a run config (options given on the command line win) and adds the run's
+// learning-rate plan (train/schedule.h).
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +11,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "parallel/plan.h"
+#include "train/run_config.h"
 
 namespace lt::cli {
 
@@ -119,7 +122,8 @@ void print_human(const TrainPlan& p) {
 void register_plan(CLI::App& app) {
   auto* cmd = app.add_subcommand("plan", "Memory, FLOPs and time of a parallel training layout, before running it");
   struct Opts {
-    std::string model, recompute = "none";
+    std::string model, recompute = "none", config;
+    std::vector<std::string> overrides;
     PlanOptions plan;
     double peak_tflops = 0, runtime_mib = 0;
     bool json = false, buffers = false;
@@ -127,15 +131,18 @@ void register_plan(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   PlanOptions& p = o->plan;
   p.zero1 = false;
-  cmd->add_option("--model", o->model, "Preset name, config.json, or Hugging Face directory")->required();
+  cmd->add_option("--config", o->config,
+                  "A run config (YAML): the layout, batch, steps and learning-rate schedule of that run");
+  cmd->add_option("overrides", o->overrides, "with --config: dotted key=value settings, as `train` takes them");
+  auto* model_opt = cmd->add_option("--model", o->model, "Preset name, config.json, or Hugging Face directory");
   in_range(cmd->add_option("--nodes", p.shape.nodes, "Nodes")->capture_default_str(), 1, 1 << 20);
   in_range(cmd->add_option("--procs-per-node", p.shape.procs_per_node, "Processes (ranks) per node")->capture_default_str(),
            1, 1 << 16);
   in_range(cmd->add_option("--tp", p.shape.tp, "Tensor-parallel degree")->capture_default_str(), 1, 4096);
   in_range(cmd->add_option("--pp", p.shape.pp, "Pipeline-parallel degree")->capture_default_str(), 1, 4096);
-  in_range(cmd->add_option("--gbs", p.shape.global_batch, "Global batch size (sequences per step)")->required(), 1,
-           1 << 30);
-  in_range(cmd->add_option("--seq", p.shape.seq_len, "Sequence length (tokens)")->required(), 1, 1 << 24);
+  auto* gbs_opt = in_range(cmd->add_option("--gbs", p.shape.global_batch, "Global batch size (sequences per step)"), 1,
+                           1 << 30);
+  auto* seq_opt = in_range(cmd->add_option("--seq", p.shape.seq_len, "Sequence length (tokens)"), 1, 1 << 24);
   in_range(cmd->add_option("--mbs", p.shape.micro_batch, "Micro-batch size (sequences)")->capture_default_str(), 1,
            1 << 30);
   cmd->add_flag("--zero1", p.zero1, "Shard the optimizer state over data-parallel ranks (ZeRO-1)");
@@ -164,18 +171,44 @@ void register_plan(CLI::App& app) {
            1 << 24, "(]");
   cmd->add_flag("--buffers", o->buffers, "Also list every buffer of the peak stage (the backend's size table)");
   cmd->add_flag("--json", o->json, "Print JSON");
-  cmd->callback([o] {
-    LlamaConfig c = resolve_model_config(o->model);
+  cmd->callback([o, cmd, model_opt, gbs_opt, seq_opt] {
     PlanOptions p = o->plan;
+    std::string lr_plan;
+    if (!o->config.empty() || !o->overrides.empty()) {
+      const RunConfig rc = load_run_config(o->config, o->overrides);
+      auto unset = [&](const char* name) { return cmd->get_option(name)->count() == 0; };
+      if (model_opt->count() == 0) o->model = rc.model;
+      if (gbs_opt->count() == 0) p.shape.global_batch = rc.global_batch_size;
+      if (seq_opt->count() == 0) p.shape.seq_len = rc.seq_len;
+      if (unset("--mbs")) p.shape.micro_batch = rc.micro_batch_size;
+      if (unset("--tp")) p.shape.tp = rc.tp;
+      if (unset("--pp")) p.shape.pp = rc.pp;
+      if (unset("--procs-per-node") && unset("--nodes")) p.shape.procs_per_node = p.shape.tp * p.shape.pp;
+      if (unset("--zero1")) p.zero1 = rc.zero1;
+      if (unset("--recompute")) o->recompute = rc.recompute ? "full" : "none";
+      if (unset("--sequence-parallel")) p.sequence_parallel = rc.sequence_parallel;
+      if (unset("--precision")) p.precision = enum_name(rc.precision);
+      if (unset("--steps")) p.steps = rc.steps;
+      if (unset("--no-pack-weights")) p.pack_weights = rc.pack_weights;
+      const LrSchedule sched{rc.schedule,       rc.lr,           rc.min_lr,         rc.warmup_steps,   rc.decay_steps,
+                             rc.cooldown_steps, rc.decay_fraction, rc.decay_shape, rc.warmup_start_lr};
+      lr_plan = sched.describe(rc.steps);
+    }
+    LT_CHECK(!lr_plan.empty() || (model_opt->count() && gbs_opt->count() && seq_opt->count()),
+             "plan: --model, --gbs and --seq are required (or --config with a run config)");
+    LlamaConfig c = resolve_model_config(o->model);
     p.recompute = o->recompute == "full";
     p.peak_flops = o->peak_tflops * 1e12;
     p.runtime_bytes = o->runtime_mib * 1024.0 * 1024.0;
     TrainPlan plan = make_train_plan(c, p);
     if (o->json) {
-      std::printf("%s\n", to_json(plan).dump(2).c_str());
+      nlohmann::json j = to_json(plan);
+      if (!lr_plan.empty()) j["lr_plan"] = lr_plan;
+      std::printf("%s\n", j.dump(2).c_str());
       return;
     }
     print_human(plan);
+    if (!lr_plan.empty()) std::printf("  lr plan    %s\n", lr_plan.c_str());
     if (o->buffers)
       std::printf("  buffers of stage %d (tp rank 0; count x bytes per element x copies):\n%s", plan.peak_stage,
                   plan.tables[size_t(plan.peak_stage)].report().c_str());

@@ -59,6 +59,8 @@ const std::vector<EnvSpec>& env_specs() {
        "launch: LT_HEALTHCHECK_FAULT for the health checks after the first attempt"},
       {"LT_HEALTHCHECK_FAULT", K::text, 0, 0, "healthcheck: 'compute:R,memory:R,comm:R' makes rank R fail that check"},
       {"LT_FAULT_NAN_AT_STEP", K::integer, 1, kMaxStep, "train: the gradient of this step becomes NaN"},
+      {"LT_FAULT_SPIKE_AT_STEP", K::integer, 1, kMaxStep,
+       "train: this step's gradient x 1000 and loss x 10 (on LT_FAULT_RANK, default every rank)"},
       {"LT_FAULT_SAVE_DELAY_S", K::number, 0, 3600,
        "train: seconds each checkpoint save is held open after the shards are written"},
       {"LT_FAULT_PRUNE_DELAY_S", K::number, 0, 3600,

@@ -26,7 +26,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // Samples are blocks of one or more shards, concatenated in order.
 class ShardDataset : public TokenDataset {
  public:
-  ShardDataset(std::string what, const std::vector<std::string>& shard_paths) : what_(std::move(what)) {
+  ShardDataset(std::string what, const std::vector<std::string>& shard_paths, std::string tokenizer = {})
+      : what_(std::move(what)), tokenizer_(std::move(tokenizer)) {
     LT_CHECK(!shard_paths.empty(), "{}: no shards", what_);
     for (const auto& p : shard_paths) {
       shards_.push_back(std::make_unique<data::ShardReader>(p));
@@ -53,9 +54,19 @@ class ShardDataset : public TokenDataset {
     return fmt::format("{}: {} samples of {} tokens in {} shard(s), max id {}", what_, total_, block_,
                        shards_.size(), max_id_);
   }
+  std::string tokenizer() const override { return tokenizer_; }
+  bool has_documents() const override {
+    return std::all_of(shards_.begin(), shards_.end(), [](const auto& s) { return s->header().document_index; });
+  }
+  void document_starts(int64_t index, std::vector<int32_t>& out) const override {
+    if (!has_documents()) return TokenDataset::document_starts(index, out);
+    LT_CHECK(index >= 0 && index < total_, "{}: sample {} out of range [0, {})", what_, index, total_);
+    size_t s = size_t(std::upper_bound(first_.begin(), first_.end(), index) - first_.begin()) - 1;
+    shards_[s]->document_starts(uint64_t(index - first_[s]), out);
+  }
 
  private:
-  std::string what_;
+  std::string what_, tokenizer_;
   std::vector<std::unique_ptr<data::ShardReader>> shards_;
   std::vector<int64_t> first_;  // first global sample index of each shard
   uint64_t block_ = 0;
@@ -117,10 +128,19 @@ std::unique_ptr<TokenDataset> open_dir(const std::string& dir, const std::string
   nlohmann::json meta = data::read_dataset_meta(dir);
   std::vector<std::string> shards;
   for (const auto& s : data::dataset_split_shards(meta, split, meta_path)) shards.push_back((fs::path(dir) / s).string());
-  return std::make_unique<ShardDataset>(fmt::format("{} [{}]", dir, split), shards);
+  std::string tokenizer;
+  if (meta.contains("tokenizer") && meta["tokenizer"].is_object())
+    tokenizer = meta["tokenizer"].value("kind", "?") + " " + meta["tokenizer"].value("hash", "?");
+  return std::make_unique<ShardDataset>(fmt::format("{} [{}]", dir, split), shards, tokenizer);
 }
 
 }  // namespace
+
+void TokenDataset::document_starts(int64_t, std::vector<int32_t>&) const {
+  fail("{}: no document boundaries recorded (prepared before dataset format version 3, or a raw token file); "
+       "re-run `llamatrain prepare` to use train.document_mask",
+       describe());
+}
 
 std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, int raw_sample_tokens,
                                                  const std::string& split) {

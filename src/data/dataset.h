@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lt {
 
@@ -33,6 +34,15 @@ class TokenDataset {
   // Copies sample `index` (0 <= index < num_samples) as sample_tokens() ids.
   virtual void read(int64_t index, int32_t* out) const = 0;
   virtual std::string describe() const = 0;  // path + counts, for logs
+  // The tokenizer that made it ("<kind> <hash>" from a prepared dataset's meta.json; empty when
+  // unknown, as for raw token files), so datasets from different tokenizers are not mixed.
+  virtual std::string tokenizer() const { return {}; }
+  // Whether document boundaries are recorded (datasets prepared with format version 3).
+  virtual bool has_documents() const { return false; }
+  // The positions in sample `index` (ascending, in [0, sample_tokens())) where a document
+  // starts; tokens before the first belong to a document begun in an earlier sample. Throws
+  // when has_documents() is false.
+  virtual void document_starts(int64_t index, std::vector<int32_t>& out) const;
 };
 
 }  // namespace lt

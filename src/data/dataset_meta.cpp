@@ -44,8 +44,9 @@ json parse_dataset_meta(const std::string& text, const std::string& path) {
   LT_CHECK(format.is_string() && format.get<std::string>() == "llamatrain-dataset",
            "{}: \"format\" is not \"llamatrain-dataset\"", path);
   const json& version = f.at(meta, "version", "");
-  LT_CHECK(version.is_number_integer() && (version.get<int64_t>() == 1 || version.get<int64_t>() == 2),
-           "{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids)", path, version.dump());
+  LT_CHECK(version.is_number_integer() && version.get<int64_t>() >= 1 && version.get<int64_t>() <= 3,
+           "{}: dataset version {} is not supported (1: uint16 ids, 2: uint32 ids, 3: with document boundaries)",
+           path, version.dump());
   const json& block = f.at(meta, "block_size", "");
   LT_CHECK(block.is_number_integer() && block.get<int64_t>() >= 1 && block.get<int64_t>() <= INT32_MAX,
            "{}: field 'block_size' must be an integer in [1, {}]", path, INT32_MAX);

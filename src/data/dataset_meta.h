@@ -9,7 +9,7 @@
 namespace lt::data {
 
 // Parses `text` (the contents of `path`) and checks: "format" "llamatrain-dataset", "version" 1
-// (uint16 ids) or 2 (uint32 ids), "block_size" an integer >= 1, "dtype" uint16 or uint32, "documents" an unsigned integer,
+// (uint16 ids), 2 (uint32 ids) or 3 (with document boundaries), "block_size" an integer >= 1, "dtype" uint16 or uint32, "documents" an unsigned integer,
 // "splits" an object whose splits each have "shards" (plain file names) and unsigned "blocks",
 // "tokens", "documents", "dropped_tokens"; "tokenizer", when present, an object whose kind,
 // file, path and hash are strings and vocab_size, bos_id, eos_id integers.

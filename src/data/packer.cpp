@@ -24,7 +24,7 @@ void BlockPacker::add_document(const int32_t* ids, size_t n) {
   if (n == 0) return;
   ++stats_.documents;
   stats_.tokens_in += n;
-  ++docs_starting_in_pending_;  // its first token lands in the current block
+  starts_in_pending_.push_back(uint32_t(pending_.size()));  // its first token lands in the current block
   size_t i = 0;
   while (i < n) {
     size_t take = std::min<size_t>(n - i, block_size_ - pending_.size());
@@ -41,19 +41,21 @@ void BlockPacker::emit_block() {
   }
   if (!shard_) {
     std::string name = fmt::format("{}-{:05d}.bin", split_, stats_.shards.size());
-    shard_ = std::make_unique<ShardWriter>((std::filesystem::path(dir_) / name).string(), token_bytes_, block_size_);
+    shard_ = std::make_unique<ShardWriter>((std::filesystem::path(dir_) / name).string(), token_bytes_, block_size_,
+                                           true);
     stats_.shards.push_back(name);
   }
   for (int32_t id : pending_) stats_.max_token_id = std::max(stats_.max_token_id, uint32_t(id));
-  shard_->write_block(pending_.data(), docs_starting_in_pending_);
+  shard_->write_block(pending_.data(), starts_in_pending_);
   ++stats_.blocks;
   pending_.clear();
-  docs_starting_in_pending_ = 0;
+  starts_in_pending_.clear();
 }
 
 void BlockPacker::finish() {
   stats_.dropped_tokens = pending_.size();
   pending_.clear();
+  starts_in_pending_.clear();
   if (shard_) {
     shard_->finish();
     shard_.reset();

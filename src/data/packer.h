@@ -37,7 +37,7 @@ class BlockPacker {
   uint32_t token_bytes_;
   uint64_t block_size_, blocks_per_shard_;
   std::vector<int32_t> pending_;
-  uint64_t docs_starting_in_pending_ = 0;
+  std::vector<uint32_t> starts_in_pending_;  // where documents start in the pending block
   std::unique_ptr<ShardWriter> shard_;
   SplitStats stats_;
 };

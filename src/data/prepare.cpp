@@ -230,7 +230,8 @@ nlohmann::json prepare_dataset(const PrepareOptions& o) {
     };
     nlohmann::json meta = {
         {"format", "llamatrain-dataset"},
-        {"version", token_bytes == 2 ? 1 : 2},  // 2: uint32 ids, which older builds cannot read
+        {"version", 3},  // document boundaries (version 3 shards); uint16 or uint32 ids as "dtype" says
+        {"document_index", true},
         {"created_by", "llamatrain prepare"},
         {"block_size", o.block_size},
         {"dtype", token_bytes == 2 ? "uint16" : "uint32"},

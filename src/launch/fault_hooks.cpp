@@ -15,9 +15,11 @@ namespace lt {
 FaultHooks FaultHooks::from_env() {
   FaultHooks h;
   h.nan_at_step = env_int("LT_FAULT_NAN_AT_STEP", -1);
+  h.spike_at_step = env_int("LT_FAULT_SPIKE_AT_STEP", -1);
+  h.rank = int(env_int("LT_FAULT_RANK", -1));
   h.save_delay_s = env_number("LT_FAULT_SAVE_DELAY_S", 0);
   h.exit_at_steps = env_int_list("LT_FAULT_EXIT_AT_STEP");
-  h.exit_rank = int(env_int("LT_FAULT_RANK", 0));
+  h.exit_rank = h.rank < 0 ? 0 : h.rank;
   return h;
 }
 

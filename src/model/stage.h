@@ -53,6 +53,15 @@ struct StageMessage {
   size_t bytes = 0;
 };
 
+// Optional per-micro-batch inputs beyond tokens and targets (document masking); the defaults
+// mean "none": one causal sequence per row, positions 0 .. T-1.
+struct MicroBatchInputs {
+  // [B·T] host int32: for each token, the position (within its row, 0 .. T-1) of the first token
+  // of its document. Attention of token t stays inside [doc_start[t], t]. nullptr: plain causal.
+  const int32_t* doc_start = nullptr;
+  bool restart_positions = false;  // RoPE position of token t = t - doc_start[t] (else t)
+};
+
 class Stage {
  public:
   virtual ~Stage() = default;
@@ -74,6 +83,10 @@ class Stage {
   // `loss_scale` (1 / counted tokens of the global batch).
   virtual void forward(int slot, const int32_t* tokens, const int32_t* targets, float loss_scale,
                        bool need_grad) = 0;
+  // The extra inputs of the next forward(slot, ...) and its backward; the caller sets them
+  // before every forward while it uses any (copied: `in` need not outlive the call). The
+  // default accepts only "none": a backend without document masking says so.
+  virtual void set_inputs(int slot, const MicroBatchInputs& in);
   // Backward of `slot`. Non-last stages read the gradient of their output from
   // output_grad_message(), where the pipeline received it.
   virtual void backward(int slot) = 0;

@@ -30,6 +30,8 @@ struct StageOptions {
   bool sequence_parallel = false;
   // Evaluation: no gradients, no optimizer state, no backward workspace.
   bool forward_only = false;
+  // Document masking (Stage::set_inputs): each slot keeps its micro-batch's document starts.
+  bool document_mask = false;
 };
 
 // Everything a stage's buffer sizes depend on.

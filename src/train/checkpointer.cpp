@@ -48,7 +48,7 @@ TrainPosition Checkpointer::load(const CheckpointRef& ref) {
   if (groups_.world().rank() == 0)
     log::info("loaded {} (step {}, saved at tp{} pp{} dp{}, running at tp{} pp{} dp{})", ref.dir, m.step, m.tp, m.pp,
               m.dp, s.tp, s.pp, groups_.dims().dp);
-  return {m.step, m.tokens_seen, m.data_position};
+  return {m.step, m.tokens_seen, m.data_position, m.extra, m.scheduler};
 }
 
 TrainPosition Checkpointer::restore_or_init() {
@@ -67,19 +67,43 @@ TrainPosition Checkpointer::restore_or_init() {
     }
     world.broadcast(&resume_step, sizeof resume_step, 0);
   }
-  if (resume_step >= 0) return load(open_checkpoint(resume_root, resume_step, Verify::sizes));
+  if (resume_step >= 0) {
+    TrainPosition p = load(open_checkpoint(resume_root, resume_step, Verify::sizes));
+    if (world.rank() == 0 && !cfg_.init.empty())
+      log::info("start: resuming this run at step {} (init '{}' is not read again)", p.step, cfg_.init);
+    return p;
+  }
+  if (cfg_.init_mode == InitMode::full) {
+    int64_t step = -1;
+    if (world.rank() == 0) step = open_checkpoint(cfg_.init).meta.step;
+    world.broadcast(&step, sizeof step, 0);
+    TrainPosition p = load(open_checkpoint(cfg_.init, step, Verify::sizes));
+    if (world.rank() == 0)
+      log::info("start: init_mode full: the whole state of {} at step {} (weights, optimizer, step, tokens seen, data "
+                "position) continues under this run's schedule and run directory; nothing reset",
+                cfg_.init, p.step);
+    return p;
+  }
 
   const ParamLayout& layout = stage_.layout();
   auto w = backend_.access(stage_.weights(), layout.total());
   if (cfg_.init.empty()) {
     init_weights(layout, *w, cfg_.seed);
-    if (world.rank() == 0) log::info("initialised {} weights from seed {}", model_.name, cfg_.seed);
+    if (world.rank() == 0) {
+      log::info("initialised {} weights from seed {}", model_.name, cfg_.seed);
+      log::info("start: a fresh run from random weights: step 0, new optimizer state, data from its beginning");
+    }
   } else {
     auto src = open_weights(cfg_.init);
     LT_CHECK(same_architecture(src->config(), model_), "init '{}' holds a model with {}, but model '{}' has {}",
              cfg_.init, architecture_summary(src->config()), cfg_.model, architecture_summary(model_));
     load_weights(*src, layout, *w);
-    if (world.rank() == 0) log::info("initialised weights from {}", src->describe());
+    if (world.rank() == 0) {
+      log::info("initialised weights from {}", src->describe());
+      log::info("start: init_mode weights: the weights of {}; reset: optimizer state (zero), step (0), learning-rate "
+                "schedule (from its start), data position (every source from its first sample)",
+                cfg_.init);
+    }
   }
   stage_.refresh_weights();
   return {};
@@ -91,7 +115,7 @@ TrainPosition Checkpointer::rollback(int64_t at_step) {
   if (world.rank() == 0)
     if (auto ref = find_latest_checkpoint(cfg_.checkpoint_dir)) at = ref->meta.step;
   world.broadcast(&at, sizeof at, 0);
-  LT_CHECK(at >= 0, "step {}: non-finite loss and no checkpoint to roll back to", at_step);
+  LT_CHECK(at >= 0, "step {}: a rollback (train.nan_policy or train.spike_policy) found no checkpoint to roll back to", at_step);
   return load(open_checkpoint(cfg_.checkpoint_dir, at, Verify::sizes));
 }
 
@@ -129,7 +153,8 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
     m.data_position = pos.data_position;
     m.data_seed = cfg_.seed;
     m.scheduler = scheduler;
-    m.extra = {{"run_config", cfg_.resolved}};
+    m.extra = pos.extra;
+    m.extra["run_config"] = cfg_.resolved;
     // With a remote, retention waits for the remote copies (the sync applies checkpoint.keep).
     const std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, sync_ ? 0 : cfg_.checkpoint_keep);
     log::info("checkpoint saved: {}", dir);

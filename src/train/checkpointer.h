@@ -24,6 +24,10 @@ namespace lt {
 struct TrainPosition {
   int64_t step = 0, tokens_seen = 0;
   int64_t data_position = 0;  // global samples consumed (data/loader.h)
+  // Saved into meta.json's "extra" beside the run config (data state, spike guard); a loaded
+  // position carries the checkpoint's whole "extra" and its "scheduler".
+  nlohmann::json extra = nlohmann::json::object();
+  nlohmann::json scheduler;
 };
 
 class Checkpointer {
@@ -37,8 +41,10 @@ class Checkpointer {
   // Collective over the world.
   void setup_remote();
   // Where this run starts: the checkpoint checkpoint.resume names (auto: the newest complete
-  // one under checkpoint.dir), loaded at this layout; else the `init` weights or seeded random
-  // ones with a fresh optimizer (returns position 0). Collective.
+  // one under checkpoint.dir), loaded at this layout; else, with init_mode full, the whole state
+  // of the `init` checkpoint; else the `init` weights or seeded random ones with a fresh
+  // optimizer (returns position 0). Rank 0 logs one line saying which, and what was reset.
+  // Collective.
   TrainPosition restore_or_init();
   // Back to the newest complete checkpoint's weights, optimizer state, step and token count
   // (NaN rollback); its data position is returned too, but a caller that wants the diverged

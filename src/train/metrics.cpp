@@ -50,21 +50,56 @@ void MetricsSink::step(const StepRecord& r, bool print) {
                       {"rss_bytes", r.rss_bytes}, {"peak_rss_bytes", r.peak_rss_bytes}, {"skipped", r.skipped}};
   if (!std::isfinite(r.loss)) j["loss"] = nullptr;
   if (!std::isfinite(r.grad_norm)) j["grad_norm"] = nullptr;
+  if (r.skipped && !r.skip_reason.empty()) j["skip_reason"] = r.skip_reason;
+  std::vector<std::pair<std::string, double>> tb = {{"train/loss", r.loss},
+                                                    {"train/lr", r.lr},
+                                                    {"train/grad_norm", r.grad_norm},
+                                                    {"perf/tokens_per_s", r.tokens_per_s},
+                                                    {"perf/mfu", r.mfu},
+                                                    {"perf/step_s", r.step_s},
+                                                    {"mem/rss_gb", double(r.rss_bytes) / 1e9}};
+  std::string mix;
+  for (const SourceCount& c : r.sources) {
+    const int64_t tokens = c.samples * r.seq_len;
+    j["sources"][c.name] = {{"samples", c.samples}, {"tokens", tokens}, {"epochs", c.epochs()}};
+    tb.push_back({"data/" + c.name + "/tokens", double(tokens)});
+    tb.push_back({"data/" + c.name + "/epochs", c.epochs()});
+    mix += fmt::format("{}{} {}", mix.empty() ? " | samples " : " ", c.name, c.samples);
+  }
   std::fprintf(jsonl_, "%s\n", j.dump().c_str());
   std::fflush(jsonl_);
-  tb_->scalars(r.step, {{"train/loss", r.loss},
-                        {"train/lr", r.lr},
-                        {"train/grad_norm", r.grad_norm},
-                        {"perf/tokens_per_s", r.tokens_per_s},
-                        {"perf/mfu", r.mfu},
-                        {"perf/step_s", r.step_s},
-                        {"mem/rss_gb", double(r.rss_bytes) / 1e9}});
+  tb_->scalars(r.step, tb);
   tb_->flush();
   if (print)
     log::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad {:.3f} | {:.0f} tok/s | MFU {:.1f}% | {:.3f} s/step | "
-              "ETA {}{}",
+              "ETA {}{}{}",
               r.step, r.steps, r.loss, r.lr, r.grad_norm, r.tokens_per_s, 100.0 * r.mfu, r.step_s,
-              format_duration(r.eta_s), r.skipped ? " | SKIPPED (non-finite)" : "");
+              format_duration(r.eta_s), mix, r.skipped ? " | SKIPPED (" + r.skip_reason + ")" : "");
+}
+
+void MetricsSink::eval(int64_t step, const std::vector<ValidLoss>& sets) {
+  nlohmann::json j = {{"step", step}, {"valid", nlohmann::json::object()}};
+  std::vector<std::pair<std::string, double>> tb;
+  std::string line;
+  for (const ValidLoss& v : sets) {
+    const double ppl = std::exp(v.loss);
+    j["valid"][v.name] = {{"loss", std::isfinite(v.loss) ? nlohmann::json(v.loss) : nlohmann::json()},
+                          {"ppl", std::isfinite(ppl) ? nlohmann::json(ppl) : nlohmann::json()},
+                          {"tokens", v.tokens}};
+    tb.push_back({"valid/" + v.name + "/loss", v.loss});
+    tb.push_back({"valid/" + v.name + "/ppl", ppl});
+    line += fmt::format(" | {} loss {:.4f} ppl {:.2f}", v.name, v.loss, ppl);
+  }
+  std::fprintf(jsonl_, "%s\n", j.dump().c_str());
+  std::fflush(jsonl_);
+  tb_->scalars(step, tb);
+  tb_->flush();
+  log::info("step {} | valid{}", step, line);
+}
+
+void MetricsSink::event(const nlohmann::json& e) {
+  std::fprintf(jsonl_, "%s\n", e.dump().c_str());
+  std::fflush(jsonl_);
 }
 
 void MetricsSink::eval(int64_t step, double loss) {

@@ -7,6 +7,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
+
+#include "data/blend.h"
+#include "train/validator.h"
 
 namespace lt {
 
@@ -16,6 +20,9 @@ struct StepRecord {
   int64_t step = 0, steps = 0, tokens = 0, page_faults = 0, rss_bytes = 0, peak_rss_bytes = 0;
   double loss = 0, lr = 0, grad_norm = 0, step_s = 0, tokens_per_s = 0, mfu = 0, eta_s = 0;
   bool skipped = false;
+  std::string skip_reason;            // why an update was skipped ("non-finite", "spike")
+  std::vector<SourceCount> sources;   // per-source consumption (blended data only)
+  int64_t seq_len = 0;                // tokens per sample, for the per-source token counts
 };
 
 // Running mean of step times, leaving out the first step (warm-up: primitive creation).
@@ -35,6 +42,11 @@ class MetricsSink {
   ~MetricsSink();
   void step(const StepRecord& r, bool print);
   void eval(int64_t step, double loss);
+  // Several named held-out sets: per-set loss and perplexity in the console, metrics.jsonl
+  // ({"step", "valid": {name: {"loss", "ppl", "tokens"}}}) and TensorBoard valid/<name>/loss, /ppl.
+  void eval(int64_t step, const std::vector<ValidLoss>& sets);
+  // An event (a spike, a rollback) as one metrics.jsonl line {"step", "event", ...}.
+  void event(const nlohmann::json& e);
   void summary(const nlohmann::json& s);
 
  private:

@@ -77,6 +77,7 @@ void PipelineSchedule::send_backward_recv_forward(int next_slot) {
 
 void PipelineSchedule::forward(int mb, const int32_t* inputs, const int32_t* targets, float scale, bool need_grad) {
   const int64_t N = stage_.tokens_per_micro_batch();
+  if (doc_start_) stage_.set_inputs(mb % slots_, {doc_start_ + mb * N, restart_positions_});
   stage_.forward(mb % slots_, inputs + mb * N, targets + mb * N, scale, need_grad);
 }
 
@@ -114,6 +115,7 @@ double PipelineSchedule::evaluate(const int32_t* inputs, const int32_t* targets,
   const int64_t N = stage_.tokens_per_micro_batch();
   for (int i = 0; i < micro_batches; ++i) {
     recv_forward(0);
+    if (doc_start_) stage_.set_inputs(0, {doc_start_ + i * N, restart_positions_});
     stage_.forward(0, inputs + i * N, targets + i * N, 0.0f, false);
     send_forward(0);
   }

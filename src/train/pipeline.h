@@ -31,6 +31,14 @@ class PipelineSchedule {
   // Forward only (evaluation): Σ loss over the micro-batches (last stage).
   double evaluate(const int32_t* inputs, const int32_t* targets, int micro_batches);
 
+  // Document masking for the following train/evaluate calls: `doc_start` [M][tokens per
+  // micro-batch] (Stage::MicroBatchInputs::doc_start per micro-batch), every stage reads it;
+  // nullptr turns it off.
+  void set_documents(const int32_t* doc_start, bool restart_positions) {
+    doc_start_ = doc_start;
+    restart_positions_ = restart_positions;
+  }
+
   // Seconds this rank spent waiting for pipeline messages in the last call.
   double wait_seconds() const { return wait_s_; }
 
@@ -47,6 +55,8 @@ class PipelineSchedule {
   Comm* pp_;
   int M_, slots_, rank_, size_;
   double wait_s_ = 0;
+  const int32_t* doc_start_ = nullptr;
+  bool restart_positions_ = false;
 };
 
 }  // namespace lt

@@ -32,6 +32,7 @@ std::string type_name() {
   else if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_same_v<T, double>) return "number";
   else if constexpr (std::is_same_v<T, std::vector<int>>) return "int list";
+  else if constexpr (std::is_same_v<T, std::vector<DataSpec>>) return "list";
   else if constexpr (kIsEnum<T>) return "enum";
   else return "int";
 }
@@ -44,7 +45,9 @@ std::string number_text(double x) {
 template <class T>
 std::string allowed_text(KeyRange r) {
   if constexpr (kIsEnum<T>) return enum_choices<T>(", ");
-  else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool>) return "";
+  else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool> ||
+                     std::is_same_v<T, std::vector<DataSpec>>)
+    return "";
   else if (std::isinf(r.lo) && std::isinf(r.hi)) return "";
   else if (std::isinf(r.hi)) return ">= " + number_text(r.lo);
   else return "[" + number_text(r.lo) + ", " + number_text(r.hi) + (r.hi_open ? ")" : "]");
@@ -80,6 +83,78 @@ void check_range(const char* key, double x, KeyRange r, const std::string& text)
        text);
 }
 
+std::string trim(std::string s) {
+  s.erase(0, s.find_first_not_of(' '));
+  s.erase(s.find_last_not_of(' ') + 1);
+  return s;
+}
+
+// "a,b,c" -> {"a", "b", "c"} (empty text: none).
+std::vector<std::string> split_list(const std::string& v) {
+  std::vector<std::string> out;
+  size_t p = 0;
+  while (!v.empty() && p <= v.size()) {
+    size_t q = v.find(',', p);
+    if (q == std::string::npos) q = v.size();
+    out.push_back(trim(v.substr(p, q - p)));
+    p = q + 1;
+  }
+  return out;
+}
+
+bool is_name(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+// The default name of a data set: its path's last component, or its parent's for a split path
+// (".../validation", ".../train").
+std::string default_name(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  auto last = [](const std::string& x) { return x.substr(x.find_last_of('/') + 1); };
+  std::string n = last(p);
+  if ((n == "validation" || n == "train") && p.find('/') != std::string::npos) n = last(p.substr(0, p.find_last_of('/')));
+  return n;
+}
+
+// One "name=path@weight" / "name=path@<n>tokens" entry.
+DataSpec parse_spec(const char* key, const std::string& text) {
+  DataSpec d;
+  std::string rest = text;
+  if (size_t eq = rest.find('='); eq != std::string::npos && is_name(rest.substr(0, eq))) {
+    d.name = rest.substr(0, eq);
+    rest = rest.substr(eq + 1);
+  }
+  if (size_t at = rest.rfind('@'); at != std::string::npos) {
+    std::string w = rest.substr(at + 1);
+    rest = rest.substr(0, at);
+    const bool budget = w.size() > 6 && w.compare(w.size() - 6, 6, "tokens") == 0;
+    if (budget) w = w.substr(0, w.size() - 6);
+    try {
+      size_t pos = 0;
+      double x = std::stod(w, &pos);
+      if (pos != w.size() || !std::isfinite(x) || x < 0) throw std::invalid_argument(w);
+      if (budget) {
+        LT_CHECK(x >= 1 && std::floor(x) == x, "config key '{}': entry '{}': a token budget must be a whole number >= 1",
+                 key, text);
+        d.tokens = int64_t(x);
+      } else {
+        d.weight = x;
+      }
+    } catch (const std::logic_error&) {
+      fail("config key '{}': entry '{}': expected name=path@weight (a number >= 0) or name=path@<n>tokens", key, text);
+    }
+  }
+  d.path = trim(rest);
+  LT_CHECK(!d.path.empty(), "config key '{}': entry '{}' has no path (expected name=path)", key, text);
+  if (d.name.empty()) d.name = default_name(d.path);
+  LT_CHECK(is_name(d.name), "config key '{}': entry '{}': name '{}' may hold only letters, digits, '_', '-' and '.'",
+           key, text, d.name);
+  return d;
+}
+
 template <class T>
 void parse_value(T& out, const char* key, const std::string& v, KeyRange r) {
   if constexpr (std::is_same_v<T, std::string>) {
@@ -95,17 +170,18 @@ void parse_value(T& out, const char* key, const std::string& v, KeyRange r) {
     out = *e;
   } else if constexpr (std::is_same_v<T, std::vector<int>>) {
     out.clear();
-    size_t p = 0;
-    while (!v.empty() && p <= v.size()) {
-      size_t q = v.find(',', p);
-      if (q == std::string::npos) q = v.size();
-      std::string item = v.substr(p, q - p);
-      item.erase(0, item.find_first_not_of(' '));
-      item.erase(item.find_last_not_of(' ') + 1);
+    for (const std::string& item : split_list(v)) {
       int64_t x = to_int(key, item);
       check_range(key, double(x), r, item);
       out.push_back(int(x));
-      p = q + 1;
+    }
+  } else if constexpr (std::is_same_v<T, std::vector<DataSpec>>) {
+    out.clear();
+    for (const std::string& item : split_list(v)) {
+      out.push_back(parse_spec(key, item));
+      for (size_t i = 0; i + 1 < out.size(); ++i)
+        LT_CHECK(out[i].name != out.back().name,
+                 "config key '{}': two entries are named '{}' (name them: name=path)", key, out.back().name);
     }
   } else {
     int64_t x = to_int(key, v);
@@ -151,6 +227,22 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   fail("{}: unknown config key '{}' (see `llamatrain train --help-config`)", where, key);
 }
 
+// A data set given as a YAML mapping {name, path, weight | tokens}, in its text form.
+std::string spec_text(const YAML::Node& e, const std::string& key, const std::string& where) {
+  std::string name, path, weight;
+  for (const auto& kv : e) {
+    const std::string k = kv.first.as<std::string>(), v = kv.second.as<std::string>();
+    if (k == "name") name = v;
+    else if (k == "path") path = v;
+    else if (k == "weight") weight = "@" + v;
+    else if (k == "tokens") weight = "@" + v + "tokens";
+    else fail("{}: config key '{}': unknown field '{}' in an entry (expected name, path, weight or tokens)", where, key, k);
+  }
+  LT_CHECK(!path.empty(), "{}: config key '{}': an entry has no path", where, key);
+  LT_CHECK(path.find(',') == std::string::npos, "{}: config key '{}': path '{}' holds a comma", where, key, path);
+  return (name.empty() ? "" : name + "=") + path + weight;
+}
+
 void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out,
              const std::string& where) {
   if (node.IsMap()) {
@@ -163,7 +255,7 @@ void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::st
   if (!find_key(prefix)) unknown_key(prefix, where);
   if (node.IsSequence()) {
     std::string v;
-    for (const auto& e : node) v += (v.empty() ? "" : ",") + e.as<std::string>();
+    for (const auto& e : node) v += (v.empty() ? "" : ",") + (e.IsMap() ? spec_text(e, prefix, where) : e.as<std::string>());
     out[prefix] = v;
   } else if (node.IsNull()) {
     out[prefix] = "";
@@ -188,7 +280,32 @@ void check_relations(RunConfig& c) {
   if (c.decay_steps == 0) c.decay_steps = c.steps;
   LT_CHECK(c.decay_steps > c.warmup_steps, "config key 'optim.decay_steps' = {} must exceed optim.warmup_steps = {}",
            c.decay_steps, c.warmup_steps);
-  LT_CHECK(c.eval_every == 0 || !c.valid_path.empty(), "config key 'eval.every' is set but data.valid_path is empty");
+  LT_CHECK(!c.data_path.empty() || !c.sources.empty(),
+           "config key 'data.path' is required (or data.sources, several weighted datasets)");
+  LT_CHECK(c.data_path.empty() || c.sources.empty(),
+           "config keys 'data.path' and 'data.sources' are both set: give one of them");
+  for (const DataSpec& s : c.sources) {
+    LT_CHECK(s.weight >= 0 || s.tokens > 0 || c.sources.size() == 1,
+             "config key 'data.sources': entry '{}' has neither a weight (@0.25) nor a token budget (@1000000tokens)",
+             s.name);
+  }
+  for (const DataSpec& s : c.valid)
+    LT_CHECK(s.weight < 0 && s.tokens == 0, "config key 'data.valid': entry '{}' has a weight; held-out sets have none",
+             s.name);
+  LT_CHECK(c.valid.empty() || c.valid_path.empty(),
+           "config keys 'data.valid' and 'data.valid_path' are both set: give one of them");
+  LT_CHECK(c.eval_every == 0 || !c.valid_path.empty() || !c.valid.empty(),
+           "config key 'eval.every' is set but data.valid_path and data.valid are empty");
+  LT_CHECK(c.init_mode == InitMode::weights || !c.init.empty(), "config key 'init_mode' is full but init is empty");
+  LT_CHECK(c.schedule != ScheduleKind::wsd || c.cooldown_steps < c.decay_steps - c.warmup_steps || c.cooldown_steps == 0,
+           "config key 'optim.cooldown_steps' = {} must be smaller than optim.decay_steps - optim.warmup_steps = {}",
+           c.cooldown_steps, c.decay_steps - c.warmup_steps);
+  LT_CHECK(!c.restart_positions || c.document_mask,
+           "config key 'train.restart_positions' needs train.document_mask = true");
+  LT_CHECK(!c.document_mask || c.device == Device::cpu,
+           "config key 'train.document_mask': the {} backend does not support document masking yet (use "
+           "train.device=cpu)",
+           enum_name(c.device));
 }
 
 }  // namespace

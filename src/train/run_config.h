@@ -25,6 +25,31 @@ constexpr EnumName<NanPolicy> kNanPolicyNames[] = {
     {NanPolicy::skip, "skip"}, {NanPolicy::rollback, "rollback"}, {NanPolicy::fail, "fail"}};
 constexpr std::span<const EnumName<NanPolicy>> enum_names(NanPolicy) { return kNanPolicyNames; }
 
+// init_mode: what `init` brings in — the weights alone (a fresh optimizer, step 0, the
+// schedule's start and the data's beginning) or the whole state of a checkpoint of another run
+// (weights, optimizer, step, so the schedule's position, and the data position).
+enum class InitMode { weights, full };
+constexpr EnumName<InitMode> kInitModeNames[] = {{InitMode::weights, "weights"}, {InitMode::full, "full"}};
+constexpr std::span<const EnumName<InitMode>> enum_names(InitMode) { return kInitModeNames; }
+
+// train.spike_policy: what a step whose loss or gradient norm is far above its running mean does
+// (train/spike_guard.h).
+enum class SpikePolicy { off, skip, rollback };
+constexpr EnumName<SpikePolicy> kSpikePolicyNames[] = {
+    {SpikePolicy::off, "off"}, {SpikePolicy::skip, "skip"}, {SpikePolicy::rollback, "rollback"}};
+constexpr std::span<const EnumName<SpikePolicy>> enum_names(SpikePolicy) { return kSpikePolicyNames; }
+
+// One entry of data.sources or data.valid. Text form (command line, or a YAML list of strings):
+// "name=path", with "@weight" or "@<n>tokens" for a training source; a YAML list of mappings
+// {name, path, weight | tokens} says the same. name defaults to the path's last component
+// (its parent's for a split path like data/x/validation).
+struct DataSpec {
+  std::string name, path;
+  double weight = -1;  // -1: not given
+  int64_t tokens = 0;  // a token budget instead of a weight (0: none)
+  bool operator==(const DataSpec&) const = default;
+};
+
 // Allowed closed range of a number; strings, lists and enums ignore it (enums list their names).
 struct KeyRange {
   double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
@@ -41,14 +66,26 @@ constexpr KeyRange kMinLr{0, 10};
 constexpr KeyRange kDecay{0, 10};
 constexpr KeyRange kEps{1e-30, 1};
 constexpr KeyRange kWaitSeconds{0, 86400};
+constexpr KeyRange kFraction{0, 1};
+constexpr KeyRange kScale{1e-6, 1};
+constexpr KeyRange kSigma{1, 1e6};
+constexpr KeyRange kWindow{2, 1e6};
 
 // K(yaml key, RunConfig field, C++ type, default (nullptr: required), range, help)
 #define LT_RUN_CONFIG_KEYS(K)                                                                                          \
   K("model", model, std::string, nullptr, kAny, "preset name, config.json, or Hugging Face model directory")           \
   K("init", init, std::string, "", kAny,                                                                               \
     "initial weights: empty = seeded random; an HF directory, a llama2.c .bin, or a checkpoint")                       \
-  K("data.path", data_path, std::string, nullptr, kAny, "dataset directory (llamatrain prepare) or raw uint16 token file") \
+  K("init_mode", init_mode, InitMode, "weights", kAny,                                                                \
+    "weights: init's weights with a fresh optimizer, step and data position; full: the whole state of init's "        \
+    "checkpoint (weights, optimizer, step, data position) under this run's schedule")                                 \
+  K("data.path", data_path, std::string, "", kAny,                                                                    \
+    "dataset directory (llamatrain prepare) or raw uint16 token file (or data.sources)")                             \
+  K("data.sources", sources, std::vector<DataSpec>, "", kAny,                                                          \
+    "blended training data: [name=path@weight, ...] or @<n>tokens budgets (YAML: list of {name, path, weight})")      \
   K("data.valid_path", valid_path, std::string, "", kAny, "held-out dataset for periodic evaluation")                  \
+  K("data.valid", valid, std::vector<DataSpec>, "", kAny,                                                              \
+    "named held-out sets, each evaluated every eval.every steps: [name=path, ...] (YAML: list of {name, path})")      \
   K("data.shuffle", data_shuffle, bool, "true", kAny, "shuffle samples each epoch (seeded)")                          \
   K("run.dir", run_dir, std::string, "runs/default", kAny, "run directory: metrics.jsonl, TensorBoard events, checkpoints") \
   K("train.steps", steps, int64_t, nullptr, kPositive, "optimizer steps")                                             \
@@ -68,11 +105,30 @@ constexpr KeyRange kWaitSeconds{0, 86400};
   K("train.threads", threads, int, "0", kThreads, "OpenMP threads per rank (0 = cores / local ranks)")     \
   K("train.nan_policy", nan_policy, NanPolicy, "skip", kAny,                                                           \
     "on a non-finite loss or gradient norm: skip the update, rollback to the last checkpoint, or fail")                \
+  K("train.spike_policy", spike_policy, SpikePolicy, "off", kAny,                                                      \
+    "on a loss or gradient norm spike_sigma standard deviations above its running mean: skip the update, or "         \
+    "rollback to the last checkpoint (the data moves on)")                                                            \
+  K("train.spike_sigma", spike_sigma, double, "6", kSigma, "standard deviations above the running mean that make a spike") \
+  K("train.spike_window", spike_window, int, "50", kWindow,                                                            \
+    "accepted steps in the running mean and deviation (the guard is armed once it is full)")                          \
+  K("train.spike_lr_scale", spike_lr_scale, double, "1", kScale, "after a spike rollback: lr x this for spike_lr_steps") \
+  K("train.spike_lr_steps", spike_lr_steps, int64_t, "100", kNonNegative, "steps the lowered lr lasts after a rollback") \
+  K("train.document_mask", document_mask, bool, "false", kAny,                                                         \
+    "attention stays inside each document of a packed sample (needs datasets with document boundaries)")              \
+  K("train.restart_positions", restart_positions, bool, "false", kAny,                                                 \
+    "with train.document_mask: RoPE positions restart at 0 at each document's first token")                           \
   K("optim.lr", lr, double, "3e-4", kLr, "peak learning rate")                                         \
   K("optim.min_lr", min_lr, double, "3e-5", kMinLr, "final learning rate of the decay (<= optim.lr)")        \
   K("optim.warmup_steps", warmup_steps, int64_t, "0", kNonNegative, "linear warm-up steps (must be < train.steps)")    \
+  K("optim.warmup_start_lr", warmup_start_lr, double, "0", kMinLr,                                                     \
+    "learning rate the warm-up starts from (re-warming: the previous run's final lr)")                                \
   K("optim.decay_steps", decay_steps, int64_t, "0", kNonNegative, "steps of warm-up + decay (0 = train.steps)")       \
-  K("optim.schedule", schedule, ScheduleKind, "cosine", kAny, "learning-rate shape after the warm-up")                 \
+  K("optim.schedule", schedule, ScheduleKind, "cosine", kAny,                                                          \
+    "learning-rate shape after the warm-up; wsd: warm-up, stable, decay")                                             \
+  K("optim.decay_fraction", decay_fraction, double, "0.2", kFraction, "wsd: share of optim.decay_steps spent decaying") \
+  K("optim.cooldown_steps", cooldown_steps, int64_t, "0", kNonNegative,                                                \
+    "wsd: decay steps, ending at optim.decay_steps (0 = decay_fraction); a cooldown from any stable-phase step")     \
+  K("optim.decay_shape", decay_shape, DecayShape, "1-sqrt", kAny, "wsd: the decay's shape")                           \
   K("optim.weight_decay", weight_decay, double, "0.1", kDecay, "decoupled weight decay (never on norm weights)") \
   K("optim.beta1", beta1, double, "0.9", kBeta, "AdamW beta1")                                                   \
   K("optim.beta2", beta2, double, "0.95", kBeta, "AdamW beta2")                                                  \
@@ -101,7 +157,9 @@ constexpr KeyRange kWaitSeconds{0, 86400};
     "--stop-grace")                                                                                                    \
   K("checkpoint.prune_unsynced", prune_unsynced, bool, "false", kAny,                                                 \
     "true: local retention may delete checkpoints whose remote copy is not complete")                                  \
-  K("eval.every", eval_every, int64_t, "0", kNonNegative, "evaluate on data.valid_path every N steps (0 = off)")      \
+  K("eval.every", eval_every, int64_t, "0", kNonNegative,                                                              \
+    "evaluate on data.valid_path / data.valid every N steps (0 = off)")                                               \
+  K("eval.at_start", eval_at_start, bool, "false", kAny, "also evaluate before the first step of a fresh run")          \
   K("eval.batches", eval_batches, int, "8", kPositive, "micro-batches per evaluation")
 
 struct RunConfig {

@@ -16,9 +16,6 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/timer.h"
-#include "data/batch.h"
-#include "data/dataset.h"
-#include "data/loader.h"
 #include "launch/fault_hooks.h"
 #include "model/backend.h"
 #include "parallel/device_comm.h"
@@ -34,6 +31,8 @@
 #include "train/pipeline.h"
 #include "train/run_status.h"
 #include "train/schedule.h"
+#include "train/spike_guard.h"
+#include "train/train_data.h"
 #include "train/validator.h"
 
 namespace lt {
@@ -47,7 +46,9 @@ extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
 struct StepResult {
   double loss = 0, grad_norm = 0;
-  bool skipped = false;  // non-finite loss or gradient norm: no update
+  bool skipped = false;  // non-finite loss or gradient norm, or a spike: no update
+  bool spike = false;
+  std::string why;  // the spike: which value, by how much
 };
 
 class Trainer {
@@ -57,7 +58,10 @@ class Trainer {
 
  private:
   void setup_data();
+  void restore();
   StepResult train_step(double lr);
+  void evaluate(MetricsSink* metrics);
+  void on_spike(const StepResult& r, int64_t samples_from, MetricsSink* metrics);
   bool is_log_rank() const { return rt_.world().rank() == 0; }
   json rank_stats(int64_t steps) const;
 
@@ -78,19 +82,21 @@ class Trainer {
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<PipelineSchedule> pipe_;
   std::unique_ptr<Checkpointer> ckpt_;
-  std::unique_ptr<TokenDataset> data_, valid_;
-  std::unique_ptr<Loader> loader_;
+  std::unique_ptr<TrainData> data_;
   std::unique_ptr<Validator> validator_;
-  std::vector<int32_t> samples_, inputs_, targets_;
   int dp_ = 1, micro_batches_ = 1, local_batch_ = 1;
   LrSchedule sched_;
   TrainPosition pos_;
   NanGuard nan_guard_;
+  SpikeGuard spike_;
   double pipe_wait_s_ = 0, timed_step_s_ = 0;
 };
 
 Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
-    : cfg_(cfg), rt_(rt), nan_guard_(cfg.nan_policy, rt.world().rank() == 0) {
+    : cfg_(cfg),
+      rt_(rt),
+      nan_guard_(cfg.nan_policy, rt.world().rank() == 0),
+      spike_(cfg.spike_policy, cfg.spike_sigma, cfg.spike_window, cfg.spike_lr_scale, cfg.spike_lr_steps) {
   model_ = resolve_model_config(cfg.model);
   groups_ = std::make_unique<ProcessGroups>(rt.world(), cfg.tp, cfg.pp);
   const ParallelDims& d = groups_->dims();
@@ -119,6 +125,7 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   g.options.pack_weights = cfg.pack_weights;
   g.options.precision = cfg.precision;
   g.options.sequence_parallel = cfg.sequence_parallel;
+  g.options.document_mask = cfg.document_mask;
   g.options.slots = PipelineSchedule::slots_needed(d.pp, rc.pp_rank, micro_batches_);
   if (d.tp > 1) tp_ops_ = std::make_unique<CommTpOps>(dev().tp());
   stage_ = backend_->make_stage(*layout_, g, tp_ops_.get());
@@ -127,48 +134,55 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   reducer_ = std::make_unique<GradientReducer>(dev(), *stage_, *opt_, *backend_);
   pipe_ = std::make_unique<PipelineSchedule>(*stage_, d.pp > 1 ? &dev().pp() : nullptr, micro_batches_);
   ckpt_ = std::make_unique<Checkpointer>(cfg_, model_, *groups_, *stage_, *opt_, *backend_, hooks_);
-  sched_ = {cfg.schedule, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.decay_steps};
+  sched_ = {cfg.schedule, cfg.lr,           cfg.min_lr,         cfg.warmup_steps,   cfg.decay_steps,
+            cfg.cooldown_steps, cfg.decay_fraction, cfg.decay_shape, cfg.warmup_start_lr};
 }
 
 void Trainer::setup_data() {
-  data_ = TokenDataset::open(cfg_.data_path, cfg_.seq_len + 1);
-  LT_CHECK(data_->sample_tokens() >= cfg_.seq_len,
-           "data.path '{}': samples hold {} tokens, fewer than train.seq_len = {}", cfg_.data_path,
-           data_->sample_tokens(), cfg_.seq_len);
-  LT_CHECK(data_->max_token_id() < model_.vocab_size,
-           "data.path '{}' holds token id {} but the model's vocab_size is {} (prepared with another tokenizer?)",
-           cfg_.data_path, data_->max_token_id(), model_.vocab_size);
-  loader_ = std::make_unique<Loader>(*data_, cfg_.seed, cfg_.data_shuffle, groups_->coords().dp_rank, dp_);
-  samples_.resize(size_t(local_batch_) * size_t(data_->sample_tokens()));
-  inputs_.resize(size_t(local_batch_) * size_t(cfg_.seq_len));
-  targets_.resize(inputs_.size());
-  if (!cfg_.valid_path.empty()) {
-    valid_ = TokenDataset::open(cfg_.valid_path, cfg_.seq_len + 1);
-    LT_CHECK(valid_->max_token_id() < model_.vocab_size, "data.valid_path '{}' holds token id {} >= vocab_size {}",
-             cfg_.valid_path, valid_->max_token_id(), model_.vocab_size);
-    validator_ = std::make_unique<Validator>(*valid_, *groups_, *pipe_, cfg_.micro_batch_size, cfg_.seq_len,
-                                             cfg_.eval_batches);
-  }
-  if (is_log_rank()) log::info("data: {}", data_->describe());
+  data_ = std::make_unique<TrainData>(cfg_, model_, groups_->coords().dp_rank, dp_, is_log_rank());
+  if (!data_->valid_sets().empty())
+    validator_ = std::make_unique<Validator>(data_->valid_sets(), *groups_, *pipe_, cfg_.micro_batch_size,
+                                             cfg_.seq_len, cfg_.eval_batches, cfg_.document_mask,
+                                             cfg_.restart_positions);
+}
+
+// Where the run starts (checkpointer), then the data position, the spike guard's window and
+// the learning-rate plan, said once.
+void Trainer::restore() {
+  pos_ = ckpt_->restore_or_init();
+  data_->restore(pos_.extra, pos_.data_position);
+  spike_.restore(pos_.extra.value("spike_guard", nlohmann::json()));
+  if (!is_log_rank()) return;
+  log::info("lr plan: {}", sched_.describe(cfg_.steps));
+  if (pos_.step > 0 && !pos_.scheduler.is_null())
+    if (std::string note = schedule_change(pos_.scheduler, sched_, pos_.step); !note.empty()) log::warn("{}", note);
 }
 
 // Loader → pipeline (1F1B forward/backward) → gradient sums → global norm, clipping → AdamW on
 // this rank's range → all-gather of the weights (ZeRO-1) → the stage's compute copies.
 StepResult Trainer::train_step(double lr) {
-  loader_->next_batch(cfg_.global_batch_size, samples_.data());
-  int64_t counted = samples_to_inputs_targets(samples_.data(), local_batch_, data_->sample_tokens(), cfg_.seq_len,
-                                              inputs_.data(), targets_.data());
+  int64_t counted = data_->next_batch();
   if (dp_ > 1) groups_->dp().all_reduce_sum(&counted, 1);
   LT_CHECK(counted > 0, "step {}: the global batch has no target tokens", pos_.step);
 
   stage_->zero_grads();
-  const double loss_sum = pipe_->train(inputs_.data(), targets_.data(), float(1.0 / double(counted)));
+  pipe_->set_documents(data_->doc_start(), cfg_.restart_positions);
+  double loss_sum = pipe_->train(data_->inputs(), data_->targets(), float(1.0 / double(counted)));
   pipe_wait_s_ += pipe_->wait_seconds();
   float* grange = reducer_->reduce();
-  if (hooks_.take_nan(pos_.step + 1)) {  // test hook: a poisoned gradient, as a diverging run makes
+  const bool hook_rank = hooks_.on_rank(rt_.world().rank());
+  if (hooks_.take_nan(pos_.step + 1) && hook_rank) {  // test hook: a poisoned gradient, as a diverging run makes
     auto g = backend_->access(grange, 1);
     g->write(0, 1)[0] = std::numeric_limits<float>::quiet_NaN();
     g->flush();
+  }
+  if (hooks_.take_spike(pos_.step + 1) && hook_rank) {  // test hook: a bad batch's gradient and loss on this rank
+    const size_t n = opt_->end() - opt_->begin();
+    auto g = backend_->access(grange, n);
+    float* x = g->write(0, n);
+    for (size_t i = 0; i < n; ++i) x[i] *= 1000.0f;
+    g->flush();
+    loss_sum *= 10.0;
   }
   // Loss: summed on the last stage's tp rank 0 of every replica. Norm: Σg² of every rank's
   // range (ZeRO-1: over the world; without it one replica's model-parallel group).
@@ -180,9 +194,13 @@ StepResult Trainer::train_step(double lr) {
     rt_.world().all_reduce_sum(sums, 1);
     mp_->all_reduce_sum(sums + 1, 1);
   }
-  StepResult r{sums[0] / double(counted), std::sqrt(sums[1])};
+  StepResult r;
+  r.loss = sums[0] / double(counted);
+  r.grad_norm = std::sqrt(sums[1]);
   r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
+  if (!r.skipped) r.skipped = r.spike = spike_.is_spike(r.loss, r.grad_norm, &r.why);
   if (r.skipped) return r;
+  spike_.accept(r.loss, r.grad_norm);
   float coef = 1.0f;
   if (cfg_.grad_clip > 0 && cfg_.grad_clip / (r.grad_norm + 1e-6) < 1.0) coef = float(cfg_.grad_clip / (r.grad_norm + 1e-6));
   float* w = stage_->weights();
@@ -210,13 +228,34 @@ json Trainer::rank_stats(int64_t steps) const {
                     {"world", comm(rt_.world())}}}};
 }
 
+// Every held-out set, in the console, metrics.jsonl and TensorBoard (data.valid_path alone keeps
+// its single "eval" record).
+void Trainer::evaluate(MetricsSink* metrics) {
+  const std::vector<ValidLoss> v = validator_->evaluate();
+  if (!metrics) return;
+  if (cfg_.valid.empty()) metrics->eval(pos_.step, v[0].loss);
+  else metrics->eval(pos_.step, v);
+}
+
+// A spike's log line and metrics.jsonl event: the step, the value, the samples of its batch.
+void Trainer::on_spike(const StepResult& r, int64_t samples_from, MetricsSink* metrics) {
+  spike_.spiked();
+  if (!metrics) return;
+  const char* action = spike_.rolls_back() ? "rollback" : "skip";
+  log::warn("step {}: spike: {}; update skipped{}; its global samples [{}, {}) ({})", pos_.step, r.why,
+            spike_.rolls_back() ? ", rolling back" : "", samples_from, pos_.data_position,
+            data_->describe_samples(samples_from, pos_.data_position));
+  // The step's own record holds its loss and gradient norm.
+  metrics->event({{"step", pos_.step}, {"event", "spike"}, {"action", action}, {"why", r.why},
+                  {"samples", {samples_from, pos_.data_position}}});
+}
+
 int Trainer::run(const TrainOptions& opts) {
   Comm& world = rt_.world();
   if (is_log_rank()) ensure_writable_dir(cfg_.run_dir, "run.dir");
   setup_data();
   ckpt_->setup_remote();
-  pos_ = ckpt_->restore_or_init();
-  loader_->set_position(pos_.data_position);
+  restore();
   if (is_log_rank()) {
     clear_exit_status(cfg_.run_dir);
     write_heartbeat(cfg_.run_dir, pos_.step, "start");
@@ -250,6 +289,7 @@ int Trainer::run(const TrainOptions& opts) {
               s.bytes(MemKind::weights) / MiB, s.bytes(MemKind::gradients) / MiB, s.bytes(MemKind::optimizer) / MiB,
               s.bytes(MemKind::activations) / MiB, s.bytes(MemKind::workspace) / MiB, s.total() / MiB);
   }
+  if (validator_ && cfg_.eval_at_start && pos_.step == 0) evaluate(metrics.get());
   const int64_t first_step = pos_.step;
   StepStats stats;
   Timer run_timer;
@@ -258,12 +298,15 @@ int Trainer::run(const TrainOptions& opts) {
   while (pos_.step < cfg_.steps) {
     Timer t;
     const int64_t faults0 = page_faults();
-    const double lr = sched_.at(pos_.step);
+    const double lr = sched_.at(pos_.step) * spike_.lr_factor(pos_.step);
+    const int64_t samples_from = data_->position();
     const StepResult r = train_step(lr);
     ++pos_.step;
     pos_.tokens_seen += tokens_per_step;
-    pos_.data_position = loader_->position();
-    const bool rollback = r.skipped && nan_guard_.on_nonfinite(pos_.step, r.loss, r.grad_norm);
+    pos_.data_position = data_->position();
+    const bool rollback = r.spike ? spike_.rolls_back()
+                                  : r.skipped && nan_guard_.on_nonfinite(pos_.step, r.loss, r.grad_norm);
+    if (r.spike) on_spike(r, samples_from, metrics.get());
     if (std::isnan(first_loss)) first_loss = r.loss;
     last_loss = r.loss;
     const double dt = t.seconds();
@@ -290,27 +333,38 @@ int Trainer::run(const TrainOptions& opts) {
       m.peak_rss_bytes = peak_rss_bytes();
       m.eta_s = stats.mean() * double(cfg_.steps - pos_.step);
       m.skipped = r.skipped;
+      m.skip_reason = r.spike ? "spike" : "non-finite";
+      if (!cfg_.sources.empty()) m.sources = data_->loader().counts();
+      m.seq_len = cfg_.seq_len;
       metrics->step(m, pos_.step % cfg_.log_every == 0 || pos_.step == cfg_.steps);
     }
     if (rollback) {  // the step counter goes back; the data position keeps moving forward
       const TrainPosition at = ckpt_->rollback(pos_.step);
+      if (is_log_rank())
+        log::warn("rolled back to step {}: global samples [{}, {}) are not replayed ({}){}", at.step,
+                  at.data_position, pos_.data_position, data_->describe_samples(at.data_position, pos_.data_position),
+                  r.spike && cfg_.spike_lr_scale < 1
+                      ? fmt::format("; lr x {} until step {}", cfg_.spike_lr_scale, at.step + cfg_.spike_lr_steps)
+                      : "");
       pos_.step = at.step;
       pos_.tokens_seen = at.tokens_seen;
-      nan_guard_.rolled_back();
+      if (r.spike) spike_.rolled_back(at.step);
+      else nan_guard_.rolled_back();
       continue;
     }
-    if (validator_ && cfg_.eval_every > 0 && pos_.step % cfg_.eval_every == 0) {
-      const double el = validator_->evaluate();
-      if (metrics) metrics->eval(pos_.step, el);
-    }
+    if (validator_ && cfg_.eval_every > 0 && pos_.step % cfg_.eval_every == 0) evaluate(metrics.get());
     if (is_log_rank()) write_heartbeat(cfg_.run_dir, pos_.step, "train");
     hooks_.exit_after_step(pos_.step, world.rank());
     int64_t stop = g_stop_signal.load();
     world.all_reduce_sum(&stop, 1);
     const bool last = pos_.step == cfg_.steps;
-    if ((last && cfg_.checkpoint_at_end) || stop || (cfg_.checkpoint_every > 0 && pos_.step % cfg_.checkpoint_every == 0))
-      ckpt_->save(pos_, {{"kind", enum_name(sched_.kind)}, {"lr", sched_.lr}, {"min_lr", sched_.min_lr},
-                         {"warmup", sched_.warmup}, {"decay", sched_.decay}, {"step", pos_.step}});
+    if ((last && cfg_.checkpoint_at_end) || stop || (cfg_.checkpoint_every > 0 && pos_.step % cfg_.checkpoint_every == 0)) {
+      pos_.extra = {{"data", data_->state()}};
+      if (spike_.enabled()) pos_.extra["spike_guard"] = spike_.state();
+      json sched = sched_.to_json();
+      sched["step"] = pos_.step;
+      ckpt_->save(pos_, sched);
+    }
     if (stop && !last) {
       if (is_log_rank()) log::warn("stop signal received: checkpoint at step {} saved, exiting", pos_.step);
       exit_code = kExitStopped;
@@ -326,6 +380,8 @@ int Trainer::run(const TrainOptions& opts) {
               {"final_loss", last_loss}, {"tokens_per_s", stats.mean() > 0 ? double(tokens_per_step) / stats.mean() : 0.0},
               {"mean_step_s", stats.mean()}, {"checkpoints_written", ckpt_->written()},
               {"nan_skipped", nan_guard_.skipped()}, {"rollbacks", nan_guard_.rollbacks()},
+              {"spikes", spike_.spikes()},
+              {"loader_s_per_step", data_->loader_seconds() / double(std::max<int64_t>(1, pos_.step - first_step))},
               {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code == kExitStopped},
               {"wall_s", run_timer.seconds()}};
     if (metrics) metrics->summary(s);

@@ -180,16 +180,63 @@ TEST(DataDataset, ShardDirectoryAndSingleShard) {
     f.write(reinterpret_cast<const char*>(&v), 4);
   }
   EXPECT_THROW(lt::TokenDataset::open((dir / "bad.bin").string(), 0), lt::Error);
-  {
+  for (uint32_t v : {3u, 4u}) {  // 3 without its document index; 4 unknown
     std::fstream f(dir / "bad.bin", std::ios::binary | std::ios::in | std::ios::out);
     f.seekp(8);
-    uint32_t v = 3;
     f.write(reinterpret_cast<const char*>(&v), 4);
+    f.close();
+    EXPECT_THROW(lt::TokenDataset::open((dir / "bad.bin").string(), 0), lt::Error) << "version " << v;
   }
-  EXPECT_THROW(lt::TokenDataset::open((dir / "bad.bin").string(), 0), lt::Error);
+  // Versions 1 and 2 have no document boundaries: document masking says to re-run prepare.
+  std::vector<int32_t> starts;
+  EXPECT_FALSE(u16->has_documents());
+  try {
+    u16->document_starts(0, starts);
+    ADD_FAILURE() << "document starts of a version 1 shard";
+  } catch (const lt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("re-run `llamatrain prepare`"), std::string::npos) << e.what();
+  }
   // A truncated shard (an interrupted write) is rejected.
   std::filesystem::resize_file(dir / names[1], 64 + 4 * 5 * 4 - 1);
   EXPECT_THROW(lt::TokenDataset::open((dir / names[1]).string(), 0), lt::Error);
+}
+
+// Version 3: a document index per block, for either id width; a corrupt index is an error.
+TEST(DataDataset, DocumentIndexVersion3) {
+  auto dir = lt::test::scratch_dir("dataset_docs");
+  for (uint32_t bytes : {2u, 4u}) {
+    const auto path = (dir / ("v3_" + std::to_string(bytes) + ".bin")).string();
+    {
+      lt::data::ShardWriter w(path, bytes, 6, true);
+      std::vector<int32_t> blk = {1, 5, 6, 1, 7, 8};
+      w.write_block(blk.data(), std::vector<uint32_t>{0, 3});
+      w.write_block(blk.data(), std::vector<uint32_t>{});  // a block inside one document
+      w.write_block(blk.data(), std::vector<uint32_t>{5});
+      EXPECT_THROW(w.write_block(blk.data(), std::vector<uint32_t>{4, 2}), lt::Error);  // not ascending
+      EXPECT_THROW(w.write_block(blk.data(), 1), lt::Error);  // no starts for an indexed shard
+      w.finish();
+    }
+    lt::data::ShardReader r(path);
+    EXPECT_EQ(r.header().num_documents, 3u);
+    auto ds = lt::TokenDataset::open(path, 0);
+    ASSERT_TRUE(ds->has_documents());
+    std::vector<int32_t> s;
+    ds->document_starts(0, s);
+    EXPECT_EQ(s, (std::vector<int32_t>{0, 3}));
+    ds->document_starts(1, s);
+    EXPECT_TRUE(s.empty());
+    ds->document_starts(2, s);
+    EXPECT_EQ(s, (std::vector<int32_t>{5}));
+    // A start position past the block is caught when read.
+    {
+      std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+      f.seekp(64 + 18 * std::streamoff(bytes) + 4 * 8 + 4);
+      uint32_t bad = 9;
+      f.write(reinterpret_cast<const char*>(&bad), 4);
+    }
+    auto broken = lt::TokenDataset::open(path, 0);
+    EXPECT_THROW(broken->document_starts(0, s), lt::Error);
+  }
 }
 
 TEST(DataDataset, BadRawFiles) {

@@ -89,7 +89,19 @@ TEST(DataPrepare, PackingInvariantsAndSplit) {
     for (int32_t id : got) bos += id == 1;
     EXPECT_EQ(header_blocks, blocks);
     EXPECT_EQ(header_docs, bos);  // documents whose BOS is stored
+    // The document index (format version 3): every block's starts are exactly its BOS tokens.
+    auto ds = lt::TokenDataset::open((dir / "ds" / names[s]).string(), 0);
+    ASSERT_TRUE(ds->has_documents());
+    std::vector<int32_t> starts;
+    for (int64_t i = 0; i < ds->num_samples(); ++i) {
+      ds->document_starts(i, starts);
+      std::vector<int32_t> want_starts;
+      for (int t = 0; t < 97; ++t)
+        if (got[size_t(i) * 97 + size_t(t)] == 1) want_starts.push_back(t);
+      ASSERT_EQ(starts, want_starts) << names[s] << " block " << i;
+    }
   }
+  EXPECT_EQ(meta["version"].get<int>(), 3);
   EXPECT_GT(meta["splits"]["train"]["shards"].size(), 1u);
   EXPECT_EQ(meta["tokenizer"]["hash"], tok->file_hash());
   EXPECT_EQ(meta["documents"].get<uint64_t>(), docs[0] + docs[1]);

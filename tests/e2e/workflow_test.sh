@@ -1,8 +1,10 @@
 # The seed's workflow end to end at CI size (what scripts/demo.sh does at demo size), against the
 # real binary: prepare a small slice of the trilingual corpus with stories260K's tokenizer ->
-# import the pretrained stories260K (llama2.c) -> held-out loss -> `llamatrain launch` tp2 x pp2
-# (4 ranks) for a few steps with checkpoints synced to a real S3-compatible server and ONE
-# injected rank kill -> Hugging Face export -> generate -> held-out loss again.
+# import the pretrained stories260K (llama2.c) -> a replay set of its own generated stories ->
+# held-out loss -> `llamatrain launch` tp2 x pp2 (4 ranks) for a few steps on the manual blended
+# with the replay set (data.sources), a wsd schedule and both held-out sets evaluated
+# (data.valid), with checkpoints synced to a real S3-compatible server and ONE injected rank
+# kill -> Hugging Face export -> generate -> held-out loss again.
 # Every step's outcome is asserted: exit codes, files, loss finite and improved, one retry, the
 # remote checkpoint complete and byte-identical to the local one.
 # Usage: bash workflow_test.sh <llamatrain> <source-dir>      (from a build directory)
@@ -49,6 +51,16 @@ check "prepare wrote meta.json and both splits" \
 check "convert --from llama2c exits 0" [ $? -eq 0 ]
 check "imported checkpoint is complete" [ -f "$WORK/base/step_00000000/DONE" ]
 
+# --- replay: 24 stories written by stories260K itself, 25% held out ---------------------------
+"$LT" generate --model "$WORK/base" --tokenizer "$TOK" --samples 24 --max-new-tokens 200 --seed 3 \
+  > "$WORK/stories.txt" 2> "$WORK/generate_replay.log"
+check "generate --samples exits 0" [ $? -eq 0 ]
+check "24 stories, one per blank-line-separated paragraph" [ "$(grep -c '^$' "$WORK/stories.txt")" -eq 24 ]
+"$LT" prepare "$WORK/stories.txt" -o "$WORK/replay" --tokenizer "$TOK" --text-mode paragraph --block-size 64 \
+  --validation-fraction 0.25 --split-seed 1 --no-progress > /dev/null 2>> "$WORK/prepare.log"
+check "prepare of the replay set exits 0" [ $? -eq 0 ]
+SOURCES="data.sources=[manual=$WORK/data@0.75,stories=$WORK/replay@0.25]"
+
 "$LT" eval --model "$WORK/base" --data "$WORK/data" --json > "$WORK/eval_before.json" 2> "$WORK/eval.log"
 check "eval before exits 0" [ $? -eq 0 ]
 before=$(jnum "$WORK/eval_before.json" loss)
@@ -57,10 +69,11 @@ check "held-out loss before is finite ($before)" finite "$before"
 # --- launch: tp2 x pp2, S3 sync, one rank SIGKILLed at step 5 --------------------------------
 LT_FAULT_KILL_AT_STEP=5 "$LT" launch --procs-per-node 4 --mpirun-args "$MPI_ARGS" \
   --healthcheck-args "--memory-mb 16 --gemm-size 128 --comm-mb 1" --backoff 1s --max-retries 2 --json \
-  model=stories260k init="$WORK/base" data.path="$WORK/data" data.valid_path="$WORK/data/validation" \
+  model=stories260k init="$WORK/base" "$SOURCES" \
+  "data.valid=[manual=$WORK/data/validation,stories=$WORK/replay/validation]" \
   run.dir="$WORK/run" train.steps=16 train.global_batch_size=8 train.micro_batch_size=2 train.seq_len=64 \
-  optim.lr=3e-3 optim.min_lr=3e-4 optim.warmup_steps=2 parallel.tp=2 parallel.pp=2 train.log_every=4 \
-  checkpoint.every=4 checkpoint.keep=2 checkpoint.remote=s3://ckpt/e2e eval.every=6 eval.batches=2 \
+  optim.lr=3e-3 optim.min_lr=3e-4 optim.warmup_steps=2 optim.schedule=wsd parallel.tp=2 parallel.pp=2 \
+  train.log_every=4 checkpoint.every=4 checkpoint.keep=2 checkpoint.remote=s3://ckpt/e2e eval.every=6 eval.batches=2 \
   > "$WORK/launch.json" 2> "$WORK/launch.log"
 rc=$?
 check "launch exits 0 after the injected failure" [ $rc -eq 0 ]
@@ -76,6 +89,11 @@ check "health check passed before both attempts" [ "$(grep -c '"event":"healthch
 check "TensorBoard: one event file per attempt" [ "$(ls "$WORK/run/tensorboard" | grep -c tfevents)" -eq 2 ]
 last_loss=$(grep '"step":16,' "$WORK/run/metrics.jsonl" | grep -o '"loss":[-0-9.eE+]*' | tail -1 | cut -d: -f2)
 check "training loss at step 16 is finite ($last_loss)" finite "$last_loss"
+check "both held-out sets evaluated at step 12" grep -q '"step":12,"valid":{"manual":{"loss":[0-9].*"stories":{"loss":[0-9]' \
+  "$WORK/run/metrics.jsonl"
+check "the blend's per-source samples at step 16 (96 + 32)" \
+  grep -q '"sources":{"manual":{"epochs":[0-9.e+-]*,"samples":96,.*"stories":{"epochs":[0-9.e+-]*,"samples":32,' \
+  "$WORK/run/metrics.jsonl"
 
 # The remote copy of the final checkpoint: DONE marker, every local file byte-identical.
 remote_same() {
@@ -92,9 +110,10 @@ check "remote checkpoint step 16 complete and identical to the local one" remote
 # The local checkpoint directory is lost: `train` restores the newest complete remote
 # checkpoint (as SageMaker does) and resumes it, here on one process (tp2 x pp2 -> tp1 x pp1).
 rm -rf "$WORK/run/checkpoints"
-OMP_NUM_THREADS=2 "$LT" train model=stories260k data.path="$WORK/data" run.dir="$WORK/run" train.steps=20 \
+OMP_NUM_THREADS=2 "$LT" train model=stories260k "$SOURCES" run.dir="$WORK/run" train.steps=20 \
   train.global_batch_size=8 train.micro_batch_size=2 train.seq_len=64 optim.lr=3e-3 optim.min_lr=3e-4 \
-  optim.warmup_steps=2 optim.decay_steps=16 checkpoint.every=4 checkpoint.keep=2 checkpoint.remote=s3://ckpt/e2e \
+  optim.warmup_steps=2 optim.decay_steps=16 optim.schedule=wsd checkpoint.every=4 checkpoint.keep=2 \
+  checkpoint.remote=s3://ckpt/e2e \
   > /dev/null 2> "$WORK/restore.log"
 check "train after losing the local checkpoints exits 0" [ $? -eq 0 ]
 check "restored step 16 from S3" grep -q "restored .*step_00000016 from s3://ckpt/e2e" "$WORK/restore.log"

@@ -2,6 +2,7 @@
 # numbers and suggests values. Usage: bash plan_cli_test.sh <llamatrain> <source-dir>
 set -u
 BIN=$1
+SRC=${2:-.}
 fail=0
 check() {  # check <description> <pattern> <text>
   if grep -qE -- "$2" <<<"$3"; then echo "ok: $1"; else echo "FAIL: $1: /$2/ not in:"; echo "$3"; fail=1; fi
@@ -36,4 +37,12 @@ for dev in cpu h100 h200; do
         --seq 8192 --zero1 --recompute full --sequence-parallel 2>&1) || { echo "FAIL: llama3.1-70b on $dev"; echo "$out"; fail=1; }
   check "llama3.1-70b $dev layout" "tp 8 x pp 4 x dp 2, ZeRO-1, sequence parallel" "$out"
 done
+# From a run config: its layout and its learning-rate plan (a wsd of 120 steps: warm-up 10,
+# decay over the last 20% = steps 97..120, 1-sqrt), command-line options winning over the config.
+out=$("$BIN" plan --config "$SRC/examples/stories260k_demo.yaml" optim.schedule=wsd --pp 1 2>&1) ||
+  { echo "FAIL: plan --config exited $?"; echo "$out"; fail=1; }
+check "config layout" "tp 2 x pp 1 x dp 1" "$out"
+check "config lr plan" "lr plan    wsd \(1-sqrt decay\), warm-up 10 steps 0 -> 0.003, stable 0.003 to step 96, decay from step 97 to 120" "$out"
+bad=$("$BIN" plan --model llama2-7b 2>&1)
+check "plan needs a batch" "plan: --model, --gbs and --seq are required \(or --config with a run config\)" "$bad"
 exit $fail

@@ -66,20 +66,40 @@ inline void tile_scores(const float* const x[kR], int nr, const float (*kt)[kBk]
 #endif
 }
 
+// The first key of the tile (index from j0) row r of a query block may see: its document's
+// start (document masking, `lo` = doc_start of the block's first row), else 0.
+inline int first_key(const int32_t* lo, int r, int j0) { return lo ? std::max(0, lo[r] - j0) : 0; }
+
 // Online-softmax update of score rows r < nr (query i0 + r, keys j0 .. j0+nj−1): keys past the
-// diagonal are masked, the row becomes exp(s − new max) in place, m and l are updated and
-// corr[r] = exp(old max − new max) rescales the row's accumulator. Returns the keys any row sees.
-inline int softmax_update(float (*sc)[kBk], int nr, int i0, int j0, int nj, float* m, float* l, float* corr) {
+// diagonal (and, with document masking, before the row's document) are masked, the row becomes
+// exp(s − new max) in place, m and l are updated and corr[r] = exp(old max − new max) rescales
+// the row's accumulator. Returns the keys any row sees.
+inline int softmax_update(float (*sc)[kBk], int nr, int i0, int j0, int nj, float* m, float* l, float* corr,
+                          const int32_t* lo) {
   int jmax = 0;
   for (int r = 0; r < nr; ++r) {
     const int jn = std::min(nj, i0 + r - j0 + 1);  // causal: keys j0 .. i
+    const int j1 = first_key(lo, r, j0);
     jmax = std::max(jmax, jn);
     float* row = sc[r];
     float mx = m[r];
+    if (j1 == 0) {
 #pragma omp simd aligned(row : 64) reduction(max : mx)
-    for (int j = 0; j < kBk; ++j) {
-      row[j] = j < jn ? row[j] : -std::numeric_limits<float>::infinity();
-      mx = std::max(mx, row[j]);
+      for (int j = 0; j < kBk; ++j) {
+        row[j] = j < jn ? row[j] : -std::numeric_limits<float>::infinity();
+        mx = std::max(mx, row[j]);
+      }
+    } else {  // document masking: keys before the row's document too
+#pragma omp simd aligned(row : 64) reduction(max : mx)
+      for (int j = 0; j < kBk; ++j) {
+        row[j] = j < jn && j >= j1 ? row[j] : -std::numeric_limits<float>::infinity();
+        mx = std::max(mx, row[j]);
+      }
+      if (mx == -std::numeric_limits<float>::infinity()) {  // no key of this row's document yet
+        std::fill(row, row + kBk, 0.0f);
+        corr[r] = 1.0f;
+        continue;
+      }
     }
     corr[r] = std::exp(m[r] - mx);
     exp_shift_scale(row, kBk, mx, 1.0f);
@@ -97,16 +117,23 @@ inline int softmax_update(float (*sc)[kBk], int nr, int i0, int j0, int nj, floa
 // diagonal and in rows nr .. kR−1); score_scale is 1 when q came pre-scaled, as the forward
 // rounded it. Returns the keys any row sees.
 inline int probs_and_dscores(float (*p)[kBk], float (*ds)[kBk], const float* z, const float* Di, int nr, int i0,
-                             int j0, int nj, float score_scale, float scale) {
+                             int j0, int nj, float score_scale, float scale, const int32_t* lo) {
   int jmax = 0;
   for (int r = 0; r < nr; ++r) {
     const int jn = std::min(nj, i0 + r - j0 + 1);
+    const int j1 = first_key(lo, r, j0);
     jmax = std::max(jmax, jn);
     float* pr = p[r];
     float* dr = ds[r];
+    if (j1 == 0) {
 #pragma omp simd aligned(pr : 64)
-    for (int j = 0; j < kBk; ++j)
-      pr[j] = j < jn ? pr[j] * score_scale - z[r] : -std::numeric_limits<float>::infinity();
+      for (int j = 0; j < kBk; ++j)
+        pr[j] = j < jn ? pr[j] * score_scale - z[r] : -std::numeric_limits<float>::infinity();
+    } else {  // document masking: keys before the row's document too
+#pragma omp simd aligned(pr : 64)
+      for (int j = 0; j < kBk; ++j)
+        pr[j] = j < jn && j >= j1 ? pr[j] * score_scale - z[r] : -std::numeric_limits<float>::infinity();
+    }
     exp_inplace(pr, kBk);
 #pragma omp simd aligned(pr, dr : 64)
     for (int j = 0; j < kBk; ++j) dr[j] = pr[j] * (dr[j] - Di[r]) * scale;
@@ -119,12 +146,12 @@ inline int probs_and_dscores(float (*p)[kBk], float (*ds)[kBk], const float* z, 
 // Forward of query rows i0 .. i0+nr−1 against one key block (online softmax update).
 template <int HD>
 void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const float (*kt)[kBk], const float* v,
-              int64_t ks, float (*acc)[kMaxHd], float* m, float* l, int hd) {
+              int64_t ks, float (*acc)[kMaxHd], float* m, float* l, int hd, const int32_t* lo) {
   const int n = HD ? HD : hd;
   alignas(64) float sc[kR][kBk];
   tile_scores<HD>(qi, nr, kt, sc, hd);  // q already carries the 1/√hd scale
   float corr[kR];
-  const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr);
+  const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr, lo);
   float a[kR][HD ? HD : kMaxHd];
   for (int r = 0; r < nr; ++r)
 #pragma omp simd
@@ -147,12 +174,13 @@ void fwd_rows(const float* const qi[kR], int nr, int i0, int j0, int nj, const f
 template <int HD>
 void bwd_rows(const float* const qi[kR], const float* const doi[kR], float* const dqi[kR], const float* Di,
               const float* z, int nr, int i0, int j0, int nj, const float (*kt)[kBk], const float (*vt)[kBk],
-              const float* k, int64_t ks, float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale) {
+              const float* k, int64_t ks, float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale,
+              const int32_t* lo) {
   const int n = HD ? HD : hd;
   alignas(64) float p[kR][kBk], ds[kR][kBk];
   tile_scores<HD>(qi, nr, kt, p, hd);
   tile_scores<HD>(doi, nr, vt, ds, hd);
-  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, scale, scale);
+  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, scale, scale, lo);
   float dqa[kR][HD ? HD : kMaxHd] = {};
   const float* q0 = qi[0];
   const float* q1 = nr > 1 ? qi[1] : q0;
@@ -191,6 +219,14 @@ inline void load_tile_t(const float* x, int64_t stride, int nj, int hd, float (*
     for (int d = 0; d < hd; ++d) t[d][j] = j < nj ? xj[d] : 0.0f;
   }
 }
+
+// Document masking: row b's document starts (nullptr without masking); the first key block a
+// query block starting at i0 needs (earlier ones lie before every query's document); whether
+// rows from i on see nothing of the key tile ending at j1 (doc_start is non-decreasing along a
+// row, so every later row sees nothing of it either).
+inline const int32_t* row_docs(const AttnShape& s, int b) { return s.doc_start ? s.doc_start + int64_t(b) * s.T : nullptr; }
+inline int first_key_block(const int32_t* docs, int i0, int blk) { return docs ? docs[i0] / blk * blk : 0; }
+inline bool masked_from(const int32_t* docs, int i, int j1) { return docs && docs[i] >= j1; }
 
 // Forward tasks: one per (batch, head, block of kBq queries), dynamically scheduled;
 // task(b, h, kv head, first query, end query).
@@ -251,15 +287,17 @@ void forward_impl(const float* q, const float* k, const float* v, float* out, fl
         }
         const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
         const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
-        for (int j0 = 0; j0 < i1; j0 += kBk) {
+        const int32_t* docs = row_docs(s, b);
+        for (int j0 = first_key_block(docs, i0, kBk); j0 < i1; j0 += kBk) {
           const int nj = std::min(kBk, i1 - j0);
           load_tile_t(kbase + int64_t(j0) * ks, ks, nj, hd, kt);
           for (int i = std::max(i0, j0); i < i1; i += kR) {
             const int nr = std::min(kR, i1 - i);
+            if (masked_from(docs, i, j0 + nj)) continue;
             const float* rows[kR];
             for (int r = 0; r < kR; ++r) rows[r] = qsc[i - i0 + std::min(r, nr - 1)];
             fwd_rows<HD>(rows, nr, i, j0, nj, kt, vbase + int64_t(j0) * ks, ks, acc + (i - i0), m + (i - i0),
-                         l + (i - i0), hd);
+                         l + (i - i0), hd, docs ? docs + i : nullptr);
           }
         }
         finish_rows(acc, m, l, i1 - i0, out + (int64_t(b) * T + i0) * qs + int64_t(h) * hd, qs,
@@ -285,6 +323,7 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
           std::memset(dq + (int64_t(b) * T + i) * qs + int64_t(h) * hd, 0, sizeof(float) * size_t(hd));
       const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
       const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
+      const int32_t* docs = row_docs(s, b);
       for (int j0 = 0; j0 < T; j0 += kBk) {
         const int nj = std::min(kBk, T - j0);
         load_tile_t(kbase + int64_t(j0) * ks, ks, nj, hd, kt);
@@ -296,6 +335,7 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
         for (int h = kvh * group; h < (kvh + 1) * group; ++h)
           for (int i = j0; i < T; i += kR) {
             const int nr = std::min(kR, T - i);
+            if (masked_from(docs, i, j0 + nj)) break;
             const float* qi[kR];
             const float* doi[kR];
             float* dqi[kR];
@@ -309,7 +349,7 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
               z[r] = lse[(int64_t(b) * H + h) * T + i + std::min(r, nr - 1)];
             }
             bwd_rows<HD>(qi, doi, dqi, Di, z, nr, i, j0, nj, kt, vt, kbase + int64_t(j0) * ks, ks, dka, dva, hd,
-                         scale);
+                         scale, docs ? docs + i : nullptr);
           }
         const int64_t ko = (int64_t(b) * T + j0) * ks + int64_t(kvh) * hd;
         store_kv_grads(dka, dva, nj, dk + ko, dv + ko, ks, hd);
@@ -367,12 +407,12 @@ void pv_group(const uint32_t (*pw)[kBk / 2], int npairs, const uint32_t (*vp)[kM
 }
 
 void fwd_rows_bf16(const uint32_t* const qw[kR], int nr, int i0, int j0, int nj, const uint32_t (*kt)[kBk],
-                   const uint32_t (*vp)[kMaxHd], float (*acc)[kMaxHd], float* m, float* l, int hd) {
+                   const uint32_t (*vp)[kMaxHd], float (*acc)[kMaxHd], float* m, float* l, int hd, const int32_t* lo) {
   const int hdp = round16(hd);
   alignas(64) float sc[kR][kBk];
   tile_scores_bf16(qw, kt, sc, hdp / 2);
   float corr[kR];
-  const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr);
+  const int jmax = softmax_update(sc, nr, i0, j0, nj, m, l, corr, lo);
   alignas(64) uint32_t pw[kR][kBk / 2];
   for (int r = 0; r < kR; ++r) row_words(sc[r], r < nr ? kBk : 0, kBk, pw[r]);
   const int npairs = (jmax + 1) / 2, nc = hdp / 16;
@@ -405,15 +445,18 @@ void forward_bf16_impl(const float* q, const float* k, const float* v, float* ou
         }
         const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
         const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
-        for (int j0 = 0; j0 < i1; j0 += kBk) {
+        const int32_t* docs = row_docs(s, b);
+        for (int j0 = first_key_block(docs, i0, kBk); j0 < i1; j0 += kBk) {
           const int nj = std::min(kBk, i1 - j0);
           pack_transposed(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kt);
           pack_key_pairs(vbase + int64_t(j0) * ks, ks, nj, hd, hdp, vp[0], kMaxHd);
           for (int i = std::max(i0, j0); i < i1; i += kR) {
             const int nr = std::min(kR, i1 - i);
+            if (masked_from(docs, i, j0 + nj)) continue;
             const uint32_t* rows[kR];
             for (int r = 0; r < kR; ++r) rows[r] = qw[i - i0 + std::min(r, nr - 1)];
-            fwd_rows_bf16(rows, nr, i, j0, nj, kt, vp, acc + (i - i0), m + (i - i0), l + (i - i0), hd);
+            fwd_rows_bf16(rows, nr, i, j0, nj, kt, vp, acc + (i - i0), m + (i - i0), l + (i - i0), hd,
+                          docs ? docs + i : nullptr);
           }
         }
         finish_rows(acc, m, l, i1 - i0, out + (int64_t(b) * T + i0) * qs + int64_t(h) * hd, qs,
@@ -476,7 +519,7 @@ void bwd_group(const BwdWords& w, int npairs, const uint32_t* qp, const uint32_t
 void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, const uint32_t* op,
                    float* const dqi[kR], const float* Di, const float* z, int nr, int i0, int j0, int nj,
                    const uint32_t (*kt)[kBk], const uint32_t (*vt)[kBk], const uint32_t (*kp)[kMaxHd],
-                   float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale) {
+                   float (*dka)[kMaxHd], float (*dva)[kMaxHd], int hd, float scale, const int32_t* lo) {
   const int hdp = round16(hd), np = hdp / 2;
   alignas(64) float p[kR][kBk], ds[kR][kBk];
   const uint32_t* const qr[kR] = {qw, qw + np, qw + 2 * np, qw + 3 * np};
@@ -484,7 +527,7 @@ void bwd_rows_bf16(const uint32_t* qw, const uint32_t* ow, const uint32_t* qp, c
   tile_scores_bf16(qr, kt, p, np);
   tile_scores_bf16(orr, vt, ds, np);
   // Scores from the pre-scaled, bf16-rounded q: the same P the forward normalised.
-  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, 1.0f, scale);
+  const int jmax = probs_and_dscores(p, ds, z, Di, nr, i0, j0, nj, 1.0f, scale, lo);
   alignas(64) BwdWords w;
   pair_words(p[0], p[1], kBk, kBk, w.p01);
   pair_words(p[2], p[3], kBk, kBk, w.p23);
@@ -561,6 +604,7 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
       }
       const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
       const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
+      const int32_t* docs = row_docs(s, b);
       for (int j0 = 0; j0 < T; j0 += kBk) {
         const int nj = std::min(kBk, T - j0);
         pack_transposed(kbase + int64_t(j0) * ks, ks, nj, hd, hdp, kt);
@@ -574,12 +618,14 @@ void backward_bf16_impl(const float* q, const float* k, const float* v, const fl
           const int h = kvh * group + g;
           for (int i = j0; i < T; i += kR) {
             const int nr = std::min(kR, T - i);
+            if (masked_from(docs, i, j0 + nj)) break;
             float* dqi[kR];
             for (int r = 0; r < kR; ++r)
               dqi[r] = dq + (int64_t(b) * T + i + std::min(r, nr - 1)) * qs + int64_t(h) * hd;
             const size_t rw = g * hw + size_t(i) * np, pw = g * hw + size_t(i / 2) * hdp;
             bwd_rows_bf16(&qw[rw], &ow[rw], &qp[pw], &op[pw], dqi, &Dv[size_t(g) * T4 + i],
-                              &zv[size_t(g) * T4 + i], nr, i, j0, nj, kt, vt, kp, dka, dva, hd, scale);
+                              &zv[size_t(g) * T4 + i], nr, i, j0, nj, kt, vt, kp, dka, dva, hd, scale,
+                              docs ? docs + i : nullptr);
           }
         }
         const int64_t ko = (int64_t(b) * T + j0) * ks + int64_t(kvh) * hd;
@@ -673,8 +719,9 @@ void attention_forward_ref(const float* q, const float* k, const float* v, float
     for (int h = 0; h < H; ++h) {
       int kvh = h / (H / KV);
       for (int i = 0; i < T; ++i) {
+        const int j0 = s.doc_start ? s.doc_start[int64_t(b) * T + i] : 0;  // the document's first key
         double mx = -1e300;
-        for (int j = 0; j <= i; ++j) {
+        for (int j = j0; j <= i; ++j) {
           double d = 0;
           for (int e = 0; e < hd; ++e)
             d += double(q[(int64_t(b) * T + i) * qs + h * hd + e]) * k[(int64_t(b) * T + j) * ks + kvh * hd + e];
@@ -682,10 +729,10 @@ void attention_forward_ref(const float* q, const float* k, const float* v, float
           mx = std::max(mx, sc[j]);
         }
         double sum = 0;
-        for (int j = 0; j <= i; ++j) sum += std::exp(sc[j] - mx);
+        for (int j = j0; j <= i; ++j) sum += std::exp(sc[j] - mx);
         for (int e = 0; e < hd; ++e) {
           double o = 0;
-          for (int j = 0; j <= i; ++j) o += std::exp(sc[j] - mx) / sum * v[(int64_t(b) * T + j) * ks + kvh * hd + e];
+          for (int j = j0; j <= i; ++j) o += std::exp(sc[j] - mx) / sum * v[(int64_t(b) * T + j) * ks + kvh * hd + e];
           out[(int64_t(b) * T + i) * qs + h * hd + e] = float(o);
         }
         lse[(int64_t(b) * H + h) * T + i] = float(mx + std::log(sum));
@@ -708,24 +755,25 @@ void attention_backward_ref(const float* q, const float* k, const float* v, cons
       for (int i = 0; i < T; ++i) {
         const float* qi = q + (int64_t(b) * T + i) * qs + h * hd;
         const float* doi = dout + (int64_t(b) * T + i) * qs + h * hd;
+        const int j0 = s.doc_start ? s.doc_start[int64_t(b) * T + i] : 0;
         double mx = -1e300;
-        for (int j = 0; j <= i; ++j) {
+        for (int j = j0; j <= i; ++j) {
           double d = 0;
           for (int e = 0; e < hd; ++e) d += double(qi[e]) * k[(int64_t(b) * T + j) * ks + kvh * hd + e];
           p[j] = d * scale;
           mx = std::max(mx, p[j]);
         }
         double sum = 0;
-        for (int j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        for (int j = j0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
         double pdp = 0;
-        for (int j = 0; j <= i; ++j) {
+        for (int j = j0; j <= i; ++j) {
           p[j] /= sum;
           double d = 0;
           for (int e = 0; e < hd; ++e) d += double(doi[e]) * v[(int64_t(b) * T + j) * ks + kvh * hd + e];
           dp[j] = d;
           pdp += p[j] * d;
         }
-        for (int j = 0; j <= i; ++j) {
+        for (int j = j0; j <= i; ++j) {
           double ds = p[j] * (dp[j] - pdp) * scale;
           for (int e = 0; e < hd; ++e) {
             int64_t ko = (int64_t(b) * T + j) * ks + kvh * hd + e;

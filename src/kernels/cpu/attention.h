@@ -11,8 +11,13 @@
 
 namespace lt::cpu {
 
+// Document masking: with `doc_start` ([B·T]; doc_start[b·T + i] is the position in row b of the
+// first token of query i's document, non-decreasing along a row) query i attends to keys
+// doc_start .. i only — a block-diagonal causal mask; key tiles that no query of a tile may see
+// are skipped. nullptr: plain causal.
 struct AttnShape {
   int B, T, H, KV, hd;
+  const int32_t* doc_start = nullptr;
 };
 
 void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse, const AttnShape& s);

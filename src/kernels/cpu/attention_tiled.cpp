@@ -134,23 +134,35 @@ inline float dot(const float* a, const float* b, int n) {
 }
 
 // Online-softmax step of the forward on st[key][query] (keys j0 .. j0+nj−1, queries i0 .. i0+n−1):
-// keys after a query are masked, st becomes exp(s − new max), m and l are updated and corr
-// gets exp(old max − new max) per query. Lane-wise down columns of 16 queries.
-inline void softmax_columns(float (*st)[kBlk], int nj, int n, int i0, int j0, float* m, float* l, float* corr) {
+// keys after a query are masked (and, with document masking, keys before the query's document:
+// `docs` holds the block's doc_start), st becomes exp(s − new max), m and l are updated and
+// corr gets exp(old max − new max) per query. Lane-wise down columns of 16 queries.
+inline void softmax_columns(float (*st)[kBlk], int nj, int n, int i0, int j0, float* m, float* l, float* corr,
+                            const int32_t* docs) {
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int c = 0; c < (n + 15) / 16; ++c) {
     const __m512i qi = _mm512_add_epi32(_mm512_set1_epi32(i0 + 16 * c), iota16());
     const bool causal = j0 + nj - 1 > i0 + 16 * c;  // some key of the block follows some query
+    // Document masking: the columns' first keys (lanes past n: 0), when some key precedes one.
+    const int lanes = std::min(16, n - 16 * c);
+    const bool docm = docs && docs[16 * c + lanes - 1] > j0;
+    const __m512i lo = docm ? _mm512_maskz_loadu_epi32(__mmask16((1u << lanes) - 1), docs + 16 * c)
+                            : _mm512_setzero_si512();
     const __m512 m_old = _mm512_load_ps(m + 16 * c);
     __m512 mx = m_old;
     for (int j = 0; j < nj; ++j) {
       __m512 sv = _mm512_load_ps(st[j] + 16 * c);
-      if (causal) {
-        sv = _mm512_mask_mov_ps(sv, _mm512_cmplt_epi32_mask(qi, _mm512_set1_epi32(j0 + j)), ninf);
+      if (causal || docm) {
+        __mmask16 out = _mm512_cmplt_epi32_mask(qi, _mm512_set1_epi32(j0 + j));
+        if (docm) out |= _mm512_cmpgt_epi32_mask(lo, _mm512_set1_epi32(j0 + j));
+        sv = _mm512_mask_mov_ps(sv, out, ninf);
         _mm512_store_ps(st[j] + 16 * c, sv);
       }
       mx = _mm512_max_ps(mx, sv);
     }
+    // A query that has seen no key of its document yet keeps m = −inf: shift by 0 instead, so
+    // its probabilities and correction are exactly 0 (not NaN).
+    if (docm) mx = _mm512_mask_mov_ps(mx, _mm512_cmpeq_ps_mask(mx, ninf), _mm512_setzero_ps());
     __m512 sum = _mm512_setzero_ps();
     for (int j = 0; j < nj; ++j) {
       const __m512 p = exp512(_mm512_sub_ps(_mm512_load_ps(st[j] + 16 * c), mx));
@@ -159,22 +171,28 @@ inline void softmax_columns(float (*st)[kBlk], int nj, int n, int i0, int j0, fl
     }
     const __m512 cr = exp512(_mm512_sub_ps(m_old, mx));  // 0 on the first block (m_old = −inf)
     _mm512_store_ps(l + 16 * c, _mm512_fmadd_ps(_mm512_load_ps(l + 16 * c), cr, sum));
+    if (docm) mx = _mm512_mask_mov_ps(mx, _mm512_cmpeq_ps_mask(m_old, ninf) & _mm512_cmpeq_ps_mask(sum, _mm512_setzero_ps()), ninf);
     _mm512_store_ps(m + 16 * c, mx);
     _mm512_store_ps(corr + 16 * c, cr);
   }
 }
 
 // Backward, in place on one block pair (ps[query][key] holds S, dps holds dP = dO·Vᵀ):
-// P = exp(S·score_scale − lse) on keys j ≤ i, dS = P∘(dP − D)·scale; both exactly zero
-// elsewhere and past the last key, whatever S and dP held there (gemm_diag leaves garbage).
+// P = exp(S·score_scale − lse) on keys j ≤ i (and, with document masking, j ≥ the query's
+// document start: `docs` holds the block's doc_start), dS = P∘(dP − D)·scale; both exactly
+// zero elsewhere and past the last key, whatever S and dP held there (gemm_diag leaves garbage).
 inline void probs_dscores(float (*ps)[kBlk], float (*dps)[kBlk], int ni, int nj, int i0, int j0, const float* z,
-                          const float* D, float score_scale, float scale) {
+                          const float* D, float score_scale, float scale, const int32_t* docs) {
   const __m512 ss = _mm512_set1_ps(score_scale), sc = _mm512_set1_ps(scale);
   for (int i = 0; i < ni; ++i) {
     const __m512 zi = _mm512_set1_ps(z[i0 + i]), Di = _mm512_set1_ps(D[i0 + i]);
     const __m512i lim = _mm512_set1_epi32(std::min(i0 + i, j0 + nj - 1));
+    const bool docm = docs && docs[i] > j0;
+    const __m512i lo = _mm512_set1_epi32(docm ? docs[i] : 0);
     for (int c = 0; c < 4; ++c) {
-      const __mmask16 valid = _mm512_cmple_epi32_mask(_mm512_add_epi32(_mm512_set1_epi32(j0 + 16 * c), iota16()), lim);
+      const __m512i key = _mm512_add_epi32(_mm512_set1_epi32(j0 + 16 * c), iota16());
+      __mmask16 valid = _mm512_cmple_epi32_mask(key, lim);
+      if (docm) valid &= _mm512_cmpge_epi32_mask(key, lo);
       const __m512 p = _mm512_maskz_mov_ps(valid, exp512(_mm512_fmsub_ps(_mm512_load_ps(ps[i] + 16 * c), ss, zi)));
       _mm512_store_ps(ps[i] + 16 * c, p);
       const __m512 dp = _mm512_load_ps(dps[i] + 16 * c);
@@ -222,7 +240,10 @@ void forward_impl(const float* q, const float* k, const float* v, float* out, fl
         const int kvh = h / group;
         const float* kbase = k + int64_t(b) * T * ks + int64_t(kvh) * hd;
         const float* vbase = v + int64_t(b) * T * ks + int64_t(kvh) * hd;
-        for (int j0 = 0; j0 < i1; j0 += kBlk) {  // j0 ≤ i0: every query sees key j0
+        // Document masking: key blocks before the first query's document are skipped.
+        const int32_t* docs = s.doc_start ? s.doc_start + int64_t(b) * T + i0 : nullptr;
+        const int jfirst = docs ? docs[0] / kBlk * kBlk : 0;
+        for (int j0 = jfirst; j0 < i1; j0 += kBlk) {  // j0 ≤ i0: every query sees key j0 (causal)
           const int nj = std::min(kBlk, i1 - j0);
           const float* kb = kbase + int64_t(j0) * ks;
           const bool diag = j0 == i0;  // the last block: key j meets only queries ≥ j
@@ -238,8 +259,8 @@ void forward_impl(const float* q, const float* k, const float* v, float* out, fl
             else
               gemm<4, false>(nj, hd, kb, ks, 1, &qt[0][0], kBlk, &st[0][0], kBlk);
           }
-          softmax_columns(st, nj, n, i0, j0, m, l, corr);
-          if (j0 > 0)
+          softmax_columns(st, nj, n, i0, j0, m, l, corr, docs);
+          if (j0 > jfirst)
             for (int i = 0; i < n; ++i) {
               const __m512 cr = _mm512_set1_ps(corr[i]);
               for (int d = 0; d < hd; d += 16) _mm512_store_ps(o[i] + d, _mm512_mul_ps(_mm512_load_ps(o[i] + d), cr));
@@ -365,6 +386,10 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
           const float* D = Dbuf.data() + size_t(g) * T;
           for (int i0 = j0; i0 < T; i0 += kBlk) {
             const int ni = std::min(kBlk, T - i0);
+            // Document masking: once a query block's first document starts after this key
+            // block, it and every later one see none of it.
+            const int32_t* docs = s.doc_start ? s.doc_start + int64_t(b) * T + i0 : nullptr;
+            if (docs && docs[0] >= j0 + nj) break;
             const int64_t ro = (int64_t(b) * T + i0) * qs + int64_t(h) * hd;
             const bool diag = i0 == j0;  // query i meets only keys ≤ i
             const Tri lo = diag ? Tri::lower : Tri::none, up = diag ? Tri::upper : Tri::none;
@@ -377,7 +402,7 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
                 gemm<4, false>(ni, hw, qw + wo, hw, 1, ktw[0], kBlk, &ps[0][0], kBlk);
                 gemm<4, false>(ni, hw, ow + wo, hw, 1, vtw[0], kBlk, &dps[0][0], kBlk);
               }
-              probs_dscores(ps, dps, ni, nj, i0, j0, z, D, 1.0f, scale);
+              probs_dscores(ps, dps, ni, nj, i0, j0, z, D, 1.0f, scale, docs);
               const int nip = (ni + 1) / 2;
               for (int ip = 0; ip < nip; ++ip) {
                 const bool second = 2 * ip + 1 < ni;
@@ -396,7 +421,7 @@ void backward_impl(const float* q, const float* k, const float* v, const float* 
                 gemm<4, false>(ni, hd, q + ro, qs, 1, &kt[0][0], kBlk, &ps[0][0], kBlk);
                 gemm<4, false>(ni, hd, dout + ro, qs, 1, &vt[0][0], kBlk, &dps[0][0], kBlk);
               }
-              probs_dscores(ps, dps, ni, nj, i0, j0, z, D, scale, scale);
+              probs_dscores(ps, dps, ni, nj, i0, j0, z, D, scale, scale, docs);
               gemm<NV, true>(nj, ni, &ps[0][0], 1, kBlk, dout + ro, qs, &dva[0][0], hd, up);  // dV[j] += Σ_i P[i][j]·dO_i
               gemm<NV, true>(nj, ni, &dps[0][0], 1, kBlk, q + ro, qs, &dka[0][0], hd, up);    // dK[j] += Σ_i dS[i][j]·q_i
               gemm<NV, true>(ni, nj, &dps[0][0], kBlk, 1, kb, ks, dq + ro, qs, lo);            // dQ_i += Σ_j dS[i][j]·k_j

@@ -18,12 +18,13 @@ void rope_tables(float* cos_t, float* sin_t, int T, int hd, const double* inv_fr
 
 namespace {
 template <bool kInverse>
-void rotate(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd) {
+void rotate(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd, const int32_t* doc_start) {
   int half = hd / 2;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < BT; ++n) {
-    const float* c = cos_t + (n % T) * half;
-    const float* s = sin_t + (n % T) * half;
+    const int64_t pos = n % T - (doc_start ? doc_start[n] : 0);
+    const float* c = cos_t + pos * half;
+    const float* s = sin_t + pos * half;
     for (int h = 0; h < H; ++h) {
       float* a = x + n * H * hd + h * hd;
       float* b = a + half;
@@ -43,12 +44,14 @@ void rotate(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T,
 }
 }  // namespace
 
-void rope_forward(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd) {
-  rotate<false>(x, cos_t, sin_t, BT, T, H, hd);
+void rope_forward(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd,
+                  const int32_t* doc_start) {
+  rotate<false>(x, cos_t, sin_t, BT, T, H, hd, doc_start);
 }
 
-void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd) {
-  rotate<true>(dx, cos_t, sin_t, BT, T, H, hd);
+void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd,
+                   const int32_t* doc_start) {
+  rotate<true>(dx, cos_t, sin_t, BT, T, H, hd, doc_start);
 }
 
 }  // namespace lt::cpu

@@ -10,9 +10,12 @@ namespace lt::cpu {
 
 // cos/sin tables [T, hd/2] of the angles t · inv_freq[i], computed in double and rounded to fp32.
 void rope_tables(float* cos_t, float* sin_t, int T, int hd, const double* inv_freq);
-// x: [B·T, H·hd] rows (token-major, heads contiguous). Token row n has position n % T.
-void rope_forward(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd);
+// x: [B·T, H·hd] rows (token-major, heads contiguous). Token row n has position n % T, or with
+// `doc_start` (positions restarting per document) n % T − doc_start[n].
+void rope_forward(float* x, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd,
+                  const int32_t* doc_start = nullptr);
 // The inverse rotation, applied to the gradient in place.
-void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd);
+void rope_backward(float* dx, const float* cos_t, const float* sin_t, int64_t BT, int T, int H, int hd,
+                   const int32_t* doc_start = nullptr);
 
 }  // namespace lt::cpu

@@ -30,6 +30,7 @@ StageSizes cpu_stage_sizes(const StageGeometry& g) {
   // Activations, one record per micro-batch in flight: the tokens, each layer's record (with
   // recomputation only its input), the final residual, norm and rstd.
   s.add("tokens", MemKind::activations, N, 4, slots);
+  if (o.document_mask) s.add("doc_start", MemKind::activations, N, 4, slots);
   s.add("layer.x", MemKind::activations, Nr * D, 4, records);
   auto layer_record = [&](const std::string& prefix, MemKind kind, int64_t copies) {
     s.add(prefix + "ln1", kind, Nr * D, 4, copies);

@@ -85,6 +85,7 @@ CpuStage::CpuStage(const ParamLayout& layout, const StageGeometry& g, TensorPara
   slots_.resize(size_t(opt.slots));
   for (auto& s : slots_) {
     s.tokens = ac.take<int32_t>("tokens");
+    if (opt.document_mask) s.doc_start = ac.take<int32_t>("doc_start");
     for (int l = 0; l < d.layers; ++l) {
       float* x = ac.floats("layer.x");
       if (opt.recompute) {
@@ -273,7 +274,19 @@ double CpuStage::take_loss() {
   return l;
 }
 
-void CpuStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out) {
+void CpuStage::set_inputs(int slot, const MicroBatchInputs& in) {
+  Slot& s = slots_[size_t(slot)];
+  s.masked = in.doc_start != nullptr;
+  s.restart = s.masked && in.restart_positions;
+  if (!s.masked) return;
+  LT_CHECK(s.doc_start, "stage: document starts given to a stage built without StageOptions::document_mask");
+  for (int64_t n = 0; n < N_; ++n)
+    LT_CHECK(in.doc_start[n] >= 0 && in.doc_start[n] <= n % T_ && (n % T_ == 0 || in.doc_start[n] >= in.doc_start[n - 1]),
+             "stage: document start {} of token {} is not a non-decreasing position at or before it", in.doc_start[n], n);
+  std::memcpy(s.doc_start, in.doc_start, sizeof(int32_t) * size_t(N_));
+}
+
+void CpuStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out, const Slot& s) {
   // With sequence parallelism full_ takes in turn the gathered ln1, o_proj's partial output,
   // the gathered ln2 and down_proj's partial output.
   const int64_t N = N_, Nl = Nl_, D = D_;
@@ -282,11 +295,13 @@ void CpuStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x
   mm(ln1, wmat(w.wq), a.q, N, qdim_, D, false, true, false);
   mm(ln1, wmat(w.wk), a.k, N, kvdim_, D, false, true, false);
   mm(ln1, wmat(w.wv), a.v, N, kvdim_, D, false, true, false);
-  cpu::rope_forward(a.q, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
-  cpu::rope_forward(a.k, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
+  const int32_t* docs = s.masked ? s.doc_start : nullptr;
+  const int32_t* pos = s.restart ? s.doc_start : nullptr;
+  cpu::rope_forward(a.q, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_, pos);
+  cpu::rope_forward(a.k, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_, pos);
   // bf16 mode: attention's matmuls take bf16 operands too (fp32 softmax and accumulation).
   (bf16_ ? cpu::attention_forward_bf16 : cpu::attention_forward)(a.q, a.k, a.v, a.att, a.lse,
-                                                                 {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
+                                                                 {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_, docs});
   float* attn_out = sp_ ? full_ : a.x_mid;
   mm({a.att, nullptr}, wmat(w.wo), attn_out, N, D, qdim_, false, true, false);
   sum_partial(attn_out, a.x_mid);
@@ -304,7 +319,7 @@ void CpuStage::layer_forward(const LayerWeights& w, const LayerActs& a, float* x
 // On entry d_res_ holds the gradient of the layer output; on exit that of its input.
 // With sequence parallelism d_res_ holds this rank's rows and full_ takes in turn the gathered
 // output gradient, the gathered ln2, the summed input gradient of gate/up, and the same for ln1.
-void CpuStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a) {
+void CpuStage::layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a, const Slot& s) {
   const int64_t N = N_, Nl = Nl_, D = D_, Q = qdim_, KV = kvdim_, F = F_;
   // x_out = x_mid + h·Wd^T
   Mat dres = cvt_dy(gather_rows(d_res_), D, 2, 0);
@@ -320,10 +335,12 @@ void CpuStage::layer_backward(const LayerWeights& w, const LayerWeights& g, cons
   dres = cvt_dy(gather_rows(d_res_), D, 2, 0);
   mm(dres, wmat(w.wo), d_att_, N, Q, D, false, false, false);
   wgrad(a.att, Q, {{dres.f, g.wo, D}});
+  const cpu::AttnShape shape{B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_, s.masked ? s.doc_start : nullptr};
   (bf16_ ? cpu::attention_backward_bf16 : cpu::attention_backward)(a.q, a.k, a.v, a.att, d_att_, a.lse, d_q_, d_k_,
-                                                                   d_v_, {B_, T_, ld_.n_heads, ld_.n_kv_heads, hd_});
-  cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_);
-  cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_);
+                                                                   d_v_, shape);
+  const int32_t* pos = s.restart ? s.doc_start : nullptr;
+  cpu::rope_backward(d_q_, rope_cos_, rope_sin_, N, T_, ld_.n_heads, hd_, pos);
+  cpu::rope_backward(d_k_, rope_cos_, rope_sin_, N, T_, ld_.n_kv_heads, hd_, pos);
   const float* ln1 = gather_rows(a.ln1);
   mm(cvt_dy(d_q_, Q, 0, 0), wmat(w.wq), d_ln_, N, D, Q, false, false, false);
   mm(cvt_dy(d_k_, KV, 0, Q), wmat(w.wk), d_ln_, N, D, KV, false, false, true);
@@ -385,9 +402,9 @@ void CpuStage::forward(int slot, const int32_t* tokens, const int32_t* targets, 
     float* x_out = l + 1 < nl ? s.layers[size_t(l) + 1].x : s.x_final;
     if (opt_.recompute) {
       recompute_.x = s.layers[size_t(l)].x;
-      layer_forward(w_.layers[size_t(l)], recompute_, x_out);
+      layer_forward(w_.layers[size_t(l)], recompute_, x_out, s);
     } else {
-      layer_forward(w_.layers[size_t(l)], s.layers[size_t(l)], x_out);
+      layer_forward(w_.layers[size_t(l)], s.layers[size_t(l)], x_out, s);
     }
   }
   if (!layout_.last_stage()) return;
@@ -403,10 +420,10 @@ void CpuStage::backward(int slot) {
     const LayerWeights& w = w_.layers[size_t(l)];
     if (opt_.recompute) {
       recompute_.x = s.layers[size_t(l)].x;
-      layer_forward(w, recompute_, recompute_out_);
-      layer_backward(w, g_.layers[size_t(l)], recompute_);
+      layer_forward(w, recompute_, recompute_out_, s);
+      layer_backward(w, g_.layers[size_t(l)], recompute_, s);
     } else {
-      layer_backward(w, g_.layers[size_t(l)], s.layers[size_t(l)]);
+      layer_backward(w, g_.layers[size_t(l)], s.layers[size_t(l)], s);
     }
   }
   if (layout_.first_stage())

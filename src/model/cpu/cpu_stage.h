@@ -62,6 +62,7 @@ class CpuStage final : public Stage {
   float* grads() override { return grads_.as<float>(); }  // nullptr for a forward-only stage
   void zero_grads() override;
   void refresh_weights() override;
+  void set_inputs(int slot, const MicroBatchInputs& in) override;
   void forward(int slot, const int32_t* tokens, const int32_t* targets, float loss_scale, bool need_grad) override;
   void backward(int slot) override;
   double take_loss() override;
@@ -78,6 +79,8 @@ class CpuStage final : public Stage {
   };
   struct Slot {
     int32_t* tokens;
+    int32_t* doc_start = nullptr;  // document masking: the micro-batch's document starts
+    bool masked = false, restart = false;  // set_inputs gave document starts; positions restart
     std::vector<LayerActs> layers;
     float *x_final, *lnf, *rstdf;
   };
@@ -111,8 +114,9 @@ class CpuStage final : public Stage {
   void sum_partial(float* partial, float* out);
   // The tp-sum of d_ln_ [N,D], the input gradient of column-parallel GEMMs, for this rank's rows.
   const float* sum_input_grad();
-  void layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out);
-  void layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a);
+  // `s` gives the micro-batch's document starts (document masking) to RoPE and attention.
+  void layer_forward(const LayerWeights& w, const LayerActs& a, float* x_out, const Slot& s);
+  void layer_backward(const LayerWeights& w, const LayerWeights& g, const LayerActs& a, const Slot& s);
   double head_forward_backward(const Slot& s, const int32_t* targets, float loss_scale, bool need_grad);
   float* stage_input(int slot) const;  // the first layer's input (x_final when the stage has no layers)
 

@@ -42,6 +42,7 @@ CudaStage::CudaStage(const ParamLayout& layout, const StageGeometry& g, TensorPa
            "train.device=cuda computes in bf16 mixed precision (fp32 master weights, gradients and optimizer state): "
            "set train.precision=bf16");
   LT_CHECK(!sequence_parallel(), "parallel.sequence_parallel is not supported with train.device=cuda yet");
+  LT_CHECK(!opt.document_mask, "train.document_mask is not supported with train.device=cuda yet");
   LT_CHECK(opt.micro_batch >= 1 && opt.seq_len >= 1 && opt.slots >= 1, "stage: bad micro-batch shape");
   LT_CHECK(opt.seq_len <= c_.max_seq_len, "train.seq_len = {} exceeds the model's max_position_embeddings = {}",
            opt.seq_len, c_.max_seq_len);
