@@ -75,6 +75,7 @@ void register_launch(CLI::App& app) {
     l.healthcheck = !o->no_healthcheck;
     l.probe_hosts = !o->no_host_probe;
     l.self_exe = self_exe();
+    l.local_cores = count_local_cores();
     int rc = run_launch(l);
     if (rc != 0) std::exit(rc);
   });

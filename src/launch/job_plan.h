@@ -31,6 +31,7 @@ struct LaunchOptions {
   std::string mpirun = "mpirun";
   std::string mpirun_args;             // split on spaces, inserted before the program
   std::string self_exe;                // the llamatrain binary the ranks run (same path on every host)
+  int local_cores = 0;                 // cores of this machine, as mpirun counts slots (0: unknown)
   bool json = false, dry_run = false;
 };
 
@@ -54,7 +55,17 @@ std::vector<std::string> hosts_of_ranks(const Placement& p, const std::vector<in
 // when the layout still fits. Throws lt::Error saying why not otherwise.
 Placement exclude_hosts(const Placement& p, const std::vector<std::string>& bad, const RunConfig& cfg);
 
+// True when the job runs on this machine alone (no hostfile) with more ranks than o.local_cores:
+// mpirun would refuse it ("not enough slots"), so the launcher oversubscribes instead.
+bool oversubscribes(const LaunchOptions& o, const Placement& p);
+
 // mpirun argv (without the program) for `p`; `hostfile_path` is where the caller wrote p.hosts.
+// When oversubscribes(): --oversubscribe --bind-to none (each rank may use any core), unless
+// --mpirun-args already says how to place ranks.
 std::vector<std::string> mpirun_prefix(const LaunchOptions& o, const Placement& p, const std::string& hostfile_path);
+
+// Cores of this machine as OpenMPI counts slots: distinct (physical id, core id) pairs of
+// /proc/cpuinfo, else the online CPUs.
+int count_local_cores();
 
 }  // namespace lt

@@ -461,6 +461,10 @@ int run_launch(const LaunchOptions& o) {
   }
   JobLayout layout = check_layout(p, cfg);
   for (const auto& w : layout.warnings) log::warn("launch: layout: {}", w);
+  if (oversubscribes(o, p))
+    log::info("launch: {} ranks on this machine's {} cores: oversubscribing (mpirun --oversubscribe --bind-to none; "
+              "each rank gets {} OpenMP thread(s))",
+              p.procs_per_node, o.local_cores, std::max(1, o.local_cores / p.procs_per_node));
   if (o.dry_run) {
     std::vector<std::string> a = mpirun_prefix(o, p, cfg.run_dir + "/launch_hostfile");
     a.insert(a.end(), {o.self_exe, "train"});

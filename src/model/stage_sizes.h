@@ -30,6 +30,8 @@ struct StageOptions {
   bool sequence_parallel = false;
   // Evaluation: no gradients, no optimizer state, no backward workspace.
   bool forward_only = false;
+  // One output-gradient buffer per slot (Stage::slot_grad_message): interleaved pipelines.
+  bool slot_grads = false;
 };
 
 // Everything a stage's buffer sizes depend on.

@@ -61,6 +61,29 @@ class MpiRequest : public CommRequest {
   }
 };
 
+class MpiComm;
+
+// ireduce_sum: root receives every other rank's `in` into scratch (one slot per rank) and folds
+// them in rank order when the request completes; the others' sends complete on their own.
+class MpiReduceRequest : public CommRequest {
+ public:
+  MpiReduceRequest(MpiComm* comm, const float* in, float* out, size_t n, int root);
+  ~MpiReduceRequest() override;
+  void wait() override;
+  bool test() override;
+
+ private:
+  void complete();
+  MpiComm* comm_;
+  const float* in_;
+  float* out_;
+  size_t n_;
+  bool root_, done_ = false;
+  std::vector<MPI_Request> reqs_;
+  std::vector<float> scratch_;  // root: rank q's values at q*n (its own too when out == in)
+  friend class MpiComm;
+};
+
 class MpiComm : public Comm {
  public:
   // Takes ownership of `comm`. Internal collective traffic runs on a duplicate, so its
@@ -130,6 +153,14 @@ class MpiComm : public Comm {
     char* p = static_cast<char*>(data);
     for (size_t s = 0; s < bytes; s += kMaxMessageBytes)
       check(MPI_Bcast(p + s, int(std::min(kMaxMessageBytes, bytes - s)), MPI_BYTE, root, inner_), "MPI_Bcast");
+  }
+
+  bool nonblocking_reduce() const override { return true; }
+  Request ireduce_sum(const float* in, float* out, size_t n, int root) override {
+    check_peer(root, "ireduce_sum");
+    LT_CHECK(n * sizeof(float) <= kMaxMessageBytes, "comm: ireduce_sum of {} floats exceeds one message", n);
+    Op op(this, "ireduce_sum", n * sizeof(float), rank_ == root ? 0 : n * sizeof(float));
+    return std::make_unique<MpiReduceRequest>(this, in, out, n, root);
   }
 
   void send(const void* data, size_t bytes, int peer, int tag) override { isend(data, bytes, peer, tag)->wait(); }
@@ -263,6 +294,24 @@ class MpiComm : public Comm {
     }
   }
 
+  friend class MpiReduceRequest;
+  // ireduce_sum's messages: on the internal communicator, a tag of their own.
+  static constexpr int kReduceTag = 7;
+  // Receive buffers of ireduce_sum, kept from step to step (a fresh one would page-fault).
+  std::vector<float> take_scratch(size_t n) {
+    std::vector<float> v;
+    if (!scratch_pool_.empty()) {
+      v = std::move(scratch_pool_.back());
+      scratch_pool_.pop_back();
+    }
+    if (v.size() < n) v.resize(n);
+    return v;
+  }
+  void give_scratch(std::vector<float>&& v) {
+    if (!v.empty()) scratch_pool_.push_back(std::move(v));
+  }
+  std::vector<std::vector<float>> scratch_pool_;
+
   MPI_Comm comm_, inner_ = MPI_COMM_NULL;
   bool owned_;
   int rank_ = 0, size_ = 1;
@@ -272,6 +321,72 @@ class MpiComm : public Comm {
   std::vector<const void*> src_;
   std::vector<MPI_Request> reqs_;
 };
+
+MpiReduceRequest::MpiReduceRequest(MpiComm* comm, const float* in, float* out, size_t n, int root)
+    : comm_(comm), in_(in), out_(out), n_(n), root_(comm->rank_ == root) {
+  const int p = comm->size_, me = comm->rank_;
+  if (!root_) {
+    if (n > 0) {
+      reqs_.emplace_back();
+      check(MPI_Isend(in, int(n), MPI_FLOAT, root, MpiComm::kReduceTag, comm->inner_, &reqs_.back()), "MPI_Isend");
+    }
+    return;
+  }
+  scratch_ = comm->take_scratch(n * size_t(p));
+  for (int q = 0; q < p && n > 0; ++q) {
+    if (q == me) continue;
+    reqs_.emplace_back();
+    check(MPI_Irecv(scratch_.data() + size_t(q) * n, int(n), MPI_FLOAT, q, MpiComm::kReduceTag, comm->inner_,
+                    &reqs_.back()),
+          "MPI_Irecv");
+  }
+  // In place and not first in the fold: keep this rank's values, the fold overwrites them.
+  if (out == in && me > 0) std::memcpy(scratch_.data() + size_t(me) * n, in, n * sizeof(float));
+}
+
+MpiReduceRequest::~MpiReduceRequest() {
+  if (!reqs_.empty()) MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
+  comm_->give_scratch(std::move(scratch_));
+}
+
+// out = x0 + x1 + ... in rank order, the loop MpiComm::fold runs.
+void MpiReduceRequest::complete() {
+  reqs_.clear();
+  done_ = true;
+  if (!root_ || n_ == 0) return;
+  const int p = comm_->size_, me = comm_->rank_;
+  auto src = [&](int q) -> const float* {
+    return q == me && out_ != in_ ? in_ : scratch_.data() + size_t(q) * n_;
+  };
+  if (me == 0 && out_ == in_) {
+    // x0 is already in place
+  } else {
+    std::memcpy(out_, src(0), n_ * sizeof(float));
+  }
+  for (int q = 1; q < p; ++q) {
+    const float* x = src(q);
+    for (size_t i = 0; i < n_; ++i) out_[i] += x[i];
+  }
+  comm_->give_scratch(std::move(scratch_));
+}
+
+bool MpiReduceRequest::test() {
+  if (done_) return true;
+  int flag = 0;
+  MpiComm::Op op(comm_, "ireduce_test", 0, 0);
+  comm_->stats_.calls--;  // progress polls are not calls of their own
+  check(MPI_Testall(int(reqs_.size()), reqs_.data(), &flag, MPI_STATUSES_IGNORE), "MPI_Testall");
+  if (flag) complete();
+  return done_;
+}
+
+void MpiReduceRequest::wait() {
+  if (done_) return;
+  MpiComm::Op op(comm_, "ireduce_wait", 0, 0);
+  comm_->stats_.calls--;
+  check(MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  complete();
+}
 
 }  // namespace
 

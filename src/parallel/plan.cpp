@@ -35,12 +35,14 @@ double device_peak_flops(const std::string& device, const std::string& precision
 
 Device plan_backend(const std::string& device) { return device == "cpu" ? Device::cpu : Device::cuda; }
 
-StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
-                           bool sequence_parallel) {
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, const PlanOptions& o,
+                           const std::vector<int>& stage_starts) {
+  const bool zero1 = o.zero1, recompute = o.recompute, sequence_parallel = o.sequence_parallel;
   ShardSpec spec;
   spec.tp = L.tp;
   spec.pp = L.pp;
   spec.pp_rank = stage;
+  spec.stage_starts = stage_starts;
   ParamLayout layout(c, spec);
   const int nl = layout.layers().end - layout.layers().begin;
   const bool first = stage == 0, last = stage == L.pp - 1;
@@ -75,7 +77,8 @@ StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, 
     // The optimizer pads the flat buffer to a multiple of 16 x dp (train/optimizer.h).
     const double unit = 16.0 * L.dp, padded = std::ceil(double(layout.total()) / unit) * unit * 4.0;
     const double frac = double(L.dp - 1) / L.dp;
-    r.dp_payload = zero1 ? 2.0 * padded : padded;  // reduce-scatter + all-gather, or all-reduce
+    // reduce-scatter + all-gather, or all-reduce (overlapped: bucketed sums + all-gather)
+    r.dp_payload = zero1 || o.overlap_grad_reduce ? 2.0 * padded : padded;
     r.dp_sent = 2.0 * padded * frac;
   }
   return r;
@@ -96,13 +99,13 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
   const int64_t N = int64_t(L.micro_batch) * L.seq_len;
   p.tokens_per_step = int64_t(L.global_batch) * L.seq_len;
 
-  // FLOPs per token of one layer (matmuls x 6, causal attention x 6 / 2) and of the LM head.
-  const double D = c.dim, KVd = c.kv_dim(), F = c.hidden_dim, V = c.vocab_size, T = L.seq_len;
-  const double layer_flops = 6.0 * (2 * D * D + 2 * D * KVd + 3 * D * F) + 6.0 * T * D;
-  const double head_flops = 6.0 * V * D;
+  // FLOPs per token of one layer (matmuls x 6, causal attention x 6 / 2; 4/3 of it with
+  // recomputation), of the embedding and of the LM head + cross-entropy.
+  const double D = c.dim;
+  const StageCostModel cost = stage_cost_model(c, L.seq_len, o.recompute);
   p.model_flops_per_step = c.flops_per_token(L.seq_len) * double(p.tokens_per_step);
-  const double recompute_factor = o.recompute ? 4.0 / 3.0 : 1.0;  // one more forward of every layer
-  p.hardware_flops_per_step = (layer_flops * c.n_layers * recompute_factor + head_flops) * double(p.tokens_per_step);
+  p.hardware_flops_per_step = (cost.layer * c.n_layers + cost.head) * double(p.tokens_per_step);
+  p.stage_starts = resolve_stage_starts(o.cut, c, L.pp, L.seq_len, o.recompute);
 
   double slowest_stage_flops = 0;  // per replica and token, over the tp group
   for (int st = 0; st < L.pp; ++st) {
@@ -111,6 +114,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     g.shard.tp = L.tp;
     g.shard.pp = L.pp;
     g.shard.pp_rank = st;
+    g.shard.stage_starts = p.stage_starts;
     g.options.micro_batch = L.micro_batch;
     g.options.seq_len = L.seq_len;
     g.options.slots = std::min(L.pp - st, L.micro_batches);
@@ -132,7 +136,9 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     ParamLayout layout(c, g.shard);
     StageMemory m;
     m.stage = st;
+    m.first_layer = layout.layers().begin;
     m.layers = layout.layers().end - layout.layers().begin;
+    m.cost = stage_cost(cost, m.layers, st, L.pp);
     m.params = int64_t(layout.total());
     m.in_flight = g.options.slots;
     m.weights = planned.bytes(MemKind::weights);
@@ -152,10 +158,9 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     m.runtime = o.runtime_bytes > 0 ? o.runtime_bytes : kRuntimeBytes;
     p.stages.push_back(m);
     p.tables.push_back(planned);
-    p.comm.push_back(stage_comm_bytes(c, L, st, o.zero1, o.recompute, o.sequence_parallel));
+    p.comm.push_back(stage_comm_bytes(c, L, st, o, p.stage_starts));
     if (m.total() > p.stages[p.peak_stage].total()) p.peak_stage = st;
-    double stage_flops = layer_flops * m.layers * recompute_factor + (st == L.pp - 1 ? head_flops : 0.0);
-    slowest_stage_flops = std::max(slowest_stage_flops, stage_flops / L.tp);
+    slowest_stage_flops = std::max(slowest_stage_flops, m.cost / L.tp);
   }
 
   const double tokens_per_replica = double(L.per_replica_batch) * L.seq_len;

@@ -11,6 +11,9 @@
 // ours, is estimated with the CUDA stage's table). The reported rank is the stage with the
 // largest total.
 //
+// Layers are cut as the trainer cuts them (parallel.stage_starts, stage_balance.h: by cost by
+// default); each stage's cost per token is reported.
+//
 // Time: the slowest stage's FLOPs / (peak x efficiency), stretched by the 1F1B schedule to
 // (m + pp - 1) / m; communication is assumed hidden (not modelled). MFU is reported back.
 #pragma once
@@ -22,6 +25,7 @@
 #include "model/layout.h"
 #include "model/stage_sizes.h"
 #include "parallel/job_layout.h"
+#include "parallel/stage_balance.h"
 
 namespace lt {
 
@@ -31,6 +35,8 @@ struct PlanOptions {
   bool recompute = false;
   bool pack_weights = true;  // cpu fp32: packed GEMM copies of the weights (train.pack_weights)
   bool sequence_parallel = false;
+  StageCut cut;                    // parallel.stage_starts (default auto: by cost)
+  bool overlap_grad_reduce = true;  // parallel.overlap_grad_reduce
   std::string precision = "bf16";  // bf16 | fp32
   int64_t steps = 1500;
   std::string device = "cpu";      // cpu | h100 | h200 | trn1
@@ -42,7 +48,8 @@ struct PlanOptions {
 
 struct StageMemory {
   int stage = 0;
-  int layers = 0;
+  int first_layer = 0, layers = 0;
+  double cost = 0;     // FLOPs per token, forward + backward, of the whole stage (stage_balance.h)
   int64_t params = 0;  // this rank's parameters
   int in_flight = 1;   // micro-batches whose activations are held
   double weights = 0, gradients = 0, optimizer = 0;
@@ -70,14 +77,17 @@ struct StageComm {
   double pp_payload = 0, pp_sent = 0;
   double dp_payload = 0, dp_sent = 0;
 };
-StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
-                           bool sequence_parallel = false);
+// With o.overlap_grad_reduce and without ZeRO-1 the dp all-reduce is a bucketed sum to the
+// range owners plus an all-gather: the same bytes sent, twice the payload handed to the comm.
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, const PlanOptions& o,
+                           const std::vector<int>& stage_starts = {});
 
 struct TrainPlan {
   std::string model;
   JobLayout layout;
   PlanOptions options;
   int64_t tokens_per_step = 0;
+  std::vector<int> stage_starts;    // the cut the trainer makes for these options (empty: even)
   std::vector<StageMemory> stages;  // one per pipeline stage (tp rank 0)
   std::vector<StageComm> comm;      // the same stages' communication per step
   std::vector<StageSizes> tables;   // the same stages' buffer tables (as planned)

@@ -7,6 +7,7 @@
 #include "ckpt/tensor_source.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "model/init.h"
 
 namespace lt {
@@ -89,6 +90,7 @@ TrainPosition Checkpointer::restore_or_init() {
 }
 
 TrainPosition Checkpointer::rollback(int64_t at_step) {
+  writer_.wait();  // the newest checkpoint may still be being written
   int64_t at = -1;
   Comm& world = groups_.world();
   if (world.rank() == 0)
@@ -99,25 +101,26 @@ TrainPosition Checkpointer::rollback(int64_t at_step) {
 }
 
 void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& scheduler) {
+  Timer timer;
+  writer_.wait();  // the next save waits for the previous one
   Comm& world = groups_.world();
   const RankCoords& rc = groups_.coords();
   const int dp = groups_.dims().dp;
   const ParamLayout& layout = stage_.layout();
-  const std::string tmp = checkpoint_tmp_dir(cfg_.checkpoint_dir, pos.step);
-  if (world.rank() == 0) begin_checkpoint(cfg_.checkpoint_dir, pos.step);
-  world.barrier();
-  float* w = stage_.weights();
   const size_t total = layout.total();
-  if (rc.dp_rank == 0) write_model_shard(tmp, layout, *backend_.access(w, total), DType::F32);
-  if (opt_.zero1() || rc.dp_rank == 0) {
-    // ZeRO-1: each data-parallel rank writes its range; otherwise dp rank 0 writes everything.
-    const size_t b = std::min(opt_.begin(), total), e = std::min(opt_.end(), total);
-    const int part = opt_.zero1() ? rc.dp_rank : 0, parts = opt_.zero1() ? dp : 1;
-    write_optim_shard(tmp, layout, part, parts, b, e, *backend_.access(w + b, e - b),
-                      *backend_.access(opt_.exp_avg(), e - b), *backend_.access(opt_.exp_avg_sq(), e - b));
-  }
-  hooks_.delay_save();
-  world.barrier();
+  CheckpointJob job;
+  job.root = cfg_.checkpoint_dir;
+  job.tmp_dir = checkpoint_tmp_dir(cfg_.checkpoint_dir, pos.step);
+  job.layout = &layout;
+  // ZeRO-1: each data-parallel rank writes its range; otherwise dp rank 0 writes everything.
+  job.model = rc.dp_rank == 0;
+  job.optim = opt_.zero1() || rc.dp_rank == 0;
+  job.part = opt_.zero1() ? rc.dp_rank : 0;
+  job.parts = opt_.zero1() ? dp : 1;
+  job.begin = std::min(opt_.begin(), total);
+  job.end = std::min(opt_.end(), total);
+  job.keep_last = cfg_.checkpoint_keep;
+  job.delay_s = hooks_.save_delay_s;
   if (world.rank() == 0) {
     CheckpointMeta m;
     m.step = pos.step;
@@ -133,12 +136,35 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
     m.data_seed = cfg_.seed;
     m.scheduler = scheduler;
     m.extra = {{"run_config", cfg_.resolved}};
-    const std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, cfg_.checkpoint_keep);
-    log::info("checkpoint saved: {}", dir);
-    if (uploader_) uploader_->enqueue(dir);
+    job.meta = std::move(m);
+    job.on_final = [this](const std::string& dir) {
+      log::info("checkpoint saved: {}", dir);
+      if (uploader_) uploader_->enqueue(dir);
+    };
+    begin_checkpoint(cfg_.checkpoint_dir, pos.step);
+  }
+  world.barrier();
+  auto w = backend_.access(stage_.weights(), total);
+  auto m = backend_.access(opt_.exp_avg(), job.end - job.begin);
+  auto v = backend_.access(opt_.exp_avg_sq(), job.end - job.begin);
+  if (cfg_.checkpoint_async) {
+    writer_.snapshot(job, *w, m.get(), v.get());
+    writer_.start(std::move(job));
+  } else {
+    AsyncCheckpointWriter::write(job, *w, m.get(), v.get());
+    hooks_.delay_save();
+    world.barrier();
+    if (job.meta) job.on_final(finalize_checkpoint(job.root, *job.meta, job.keep_last));
+    world.barrier();
   }
   ++written_;
-  world.barrier();
+  const double stall = timer.seconds();
+  stall_s_ += stall;
+  if (world.rank() == 0)
+    log::info("checkpoint step {}: the step loop waited {:.3f} s ({})", pos.step, stall,
+              cfg_.checkpoint_async ? "state copied, files written in the background" : "written synchronously");
 }
+
+void Checkpointer::finish() { writer_.wait(); }
 
 }  // namespace lt

@@ -15,6 +15,7 @@
 #include "launch/fault_hooks.h"
 #include "model/backend.h"
 #include "parallel/topology.h"
+#include "train/async_checkpoint.h"
 #include "train/optimizer.h"
 #include "train/run_config.h"
 
@@ -45,8 +46,15 @@ class Checkpointer {
   // batches not to be replayed keeps its own. Collective.
   TrainPosition rollback(int64_t at_step);
   // Saves step `pos.step`; `scheduler` is stored as meta.json's "scheduler". Collective.
+  // With checkpoint.async it returns once the state is copied to host memory and writes the
+  // files in the background (train/async_checkpoint.h), after waiting for the previous save.
   void save(const TrainPosition& pos, const nlohmann::json& scheduler);
+  // Waits until every save this rank started is written (rank 0: finalised); rethrows a
+  // background writer's error. Call before exiting.
+  void finish();
   int64_t written() const { return written_; }
+  // Seconds the step loop spent inside save() (the stall checkpoints cost it).
+  double stall_seconds() const { return stall_s_; }
 
  private:
   TrainPosition load(const CheckpointRef& ref);
@@ -59,7 +67,9 @@ class Checkpointer {
   Backend& backend_;
   const FaultHooks& hooks_;
   std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set
+  AsyncCheckpointWriter writer_;                   // after uploader_: joined before it is destroyed
   int64_t written_ = 0;
+  double stall_s_ = 0;
 };
 
 }  // namespace lt

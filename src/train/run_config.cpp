@@ -32,6 +32,7 @@ std::string type_name() {
   else if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_same_v<T, double>) return "number";
   else if constexpr (std::is_same_v<T, std::vector<int>>) return "int list";
+  else if constexpr (std::is_same_v<T, StageCut>) return "cut";
   else if constexpr (kIsEnum<T>) return "enum";
   else return "int";
 }
@@ -44,6 +45,7 @@ std::string number_text(double x) {
 template <class T>
 std::string allowed_text(KeyRange r) {
   if constexpr (kIsEnum<T>) return enum_choices<T>(", ");
+  else if constexpr (std::is_same_v<T, StageCut>) return "auto, even, [0,a,b,...]";
   else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool>) return "";
   else if (std::isinf(r.lo) && std::isinf(r.hi)) return "";
   else if (std::isinf(r.hi)) return ">= " + number_text(r.lo);
@@ -93,6 +95,8 @@ void parse_value(T& out, const char* key, const std::string& v, KeyRange r) {
     auto e = parse_enum<T>(v);
     if (!e) fail("config key '{}': expected {}, got '{}'", key, enum_choices<T>(), v);
     out = *e;
+  } else if constexpr (std::is_same_v<T, StageCut>) {
+    out = parse_stage_cut(v, key);
   } else if constexpr (std::is_same_v<T, std::vector<int>>) {
     out.clear();
     size_t p = 0;

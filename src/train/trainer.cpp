@@ -92,7 +92,8 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   const ParallelDims& d = groups_->dims();
   const RankCoords& rc = groups_->coords();
   dp_ = d.dp;
-  ShardSpec shard{d.tp, rc.tp_rank, d.pp, rc.pp_rank, cfg.stage_starts};
+  ShardSpec shard{d.tp, rc.tp_rank, d.pp, rc.pp_rank,
+                  resolve_stage_starts(cfg.stage_starts, model_, d.pp, cfg.seq_len, cfg.recompute)};
   layout_ = std::make_unique<ParamLayout>(model_, shard);
   // The seed's vocabulary: dp from the world size, micro-batches from the global batch;
   // a clash is an error that names the numbers and suggests values that work.
@@ -118,8 +119,10 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   stage_ = backend_->make_stage(*layout_, g, tp_ops_.get());
   AdamWConfig ac{cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, cfg.decay_embeddings};
   opt_ = std::make_unique<ShardedAdamW>(*layout_, ac, rc.dp_rank, dp_, g.zero1, *backend_);
-  reducer_ = std::make_unique<GradientReducer>(*groups_, *stage_, *opt_, *backend_);
+  reducer_ = std::make_unique<GradientReducer>(*groups_, *stage_, *opt_, *backend_,
+                                               GradReduceOptions{cfg.overlap_grad_reduce, size_t(cfg.grad_bucket_mb * 1048576.0)});
   pipe_ = std::make_unique<PipelineSchedule>(*stage_, d.pp > 1 ? &groups_->pp() : nullptr, micro_batches_);
+  pipe_->set_grad_ready_hook(reducer_->hook());
   ckpt_ = std::make_unique<Checkpointer>(cfg_, model_, *groups_, *stage_, *opt_, *backend_, hooks_);
   sched_ = {cfg.schedule, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.decay_steps};
 }
@@ -198,6 +201,7 @@ json Trainer::rank_stats(int64_t steps) const {
   return {{"rank", rt_.world().rank()}, {"tp_rank", rc.tp_rank}, {"pp_rank", rc.pp_rank}, {"dp_rank", rc.dp_rank},
           {"steps", steps}, {"step_s", timed_step_s_ / double(steps)},
           {"pipeline_wait_s_per_step", pipe_wait_s_ / double(steps)}, {"micro_batches", micro_batches_},
+          {"grad_reduce", reducer_->stats(steps)},
           {"sequence_parallel", stage_->sequence_parallel()}, {"activation_bytes", stage_->activation_bytes()},
           {"peak_rss_bytes", peak_rss_bytes()},
           {"comm", {{"tp", comm(groups_->tp())}, {"pp", comm(groups_->pp())}, {"dp", comm(groups_->dp())},
@@ -264,6 +268,7 @@ int Trainer::run(const TrainOptions& opts) {
     stats.add(dt, pos_.step - first_step > 1);
     if (pos_.step - first_step == 1) {  // the first step (primitive creation) is left out of the rank stats
       pipe_wait_s_ = 0;
+      reducer_->reset_stats();
       for (Comm* c : {&groups_->tp(), &groups_->pp(), &groups_->dp(), &world}) c->reset_stats();
     } else {
       timed_step_s_ += dt;
@@ -310,12 +315,14 @@ int Trainer::run(const TrainOptions& opts) {
       break;
     }
   }
+  ckpt_->finish();  // the last checkpoint is complete before the exit status says so
   const int64_t timed = pos_.step - first_step - 1;
   if (timed > 0) write_rank_stats(cfg_.run_dir, world.rank(), rank_stats(timed));
   if (is_log_rank()) {
     json s = {{"steps_run", pos_.step - first_step}, {"step", pos_.step}, {"first_loss", first_loss},
               {"final_loss", last_loss}, {"tokens_per_s", stats.mean() > 0 ? double(tokens_per_step) / stats.mean() : 0.0},
               {"mean_step_s", stats.mean()}, {"checkpoints_written", ckpt_->written()},
+              {"checkpoint_stall_s", ckpt_->stall_seconds()},
               {"nan_skipped", nan_guard_.skipped()}, {"rollbacks", nan_guard_.rollbacks()},
               {"peak_rss_bytes", peak_rss_bytes()}, {"stopped", exit_code != 0}, {"wall_s", run_timer.seconds()}};
     if (metrics) metrics->summary(s);

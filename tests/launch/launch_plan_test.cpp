@@ -2,6 +2,8 @@
 // worked out by hand from the rules in launch/job_plan.h (ranks fill hosts in order).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 
 #include "core/error.h"
@@ -118,6 +120,31 @@ TEST(LaunchExclude, SaysWhyWhenTheLayoutNoLongerFits) {
   Placement alone;  // no hostfile: nothing to exclude
   alone.procs_per_node = 4;
   EXPECT_THROW(exclude_hosts(alone, {"me"}, tiny_config(4)), Error);
+}
+
+// A laptop: more ranks than cores and no hostfile oversubscribes on its own; a hostfile, enough
+// cores or placement options of the user's own do not.
+TEST(LaunchLaptop, OversubscribesWhenRanksExceedCores) {
+  LaunchOptions o;
+  o.local_cores = 2;
+  Placement alone;
+  alone.procs_per_node = 4;
+  auto has = [](const std::vector<std::string>& a, const char* w) { return std::find(a.begin(), a.end(), w) != a.end(); };
+  EXPECT_TRUE(oversubscribes(o, alone));
+  std::vector<std::string> a = mpirun_prefix(o, alone, "hosts");
+  EXPECT_TRUE(has(a, "--oversubscribe"));
+  EXPECT_TRUE(has(a, "none"));
+  alone.procs_per_node = 2;
+  EXPECT_FALSE(has(mpirun_prefix(o, alone, "hosts"), "--oversubscribe"));
+  alone.procs_per_node = 4;
+  o.mpirun_args = "--bind-to core --oversubscribe";
+  a = mpirun_prefix(o, alone, "hosts");
+  EXPECT_EQ(std::count(a.begin(), a.end(), "--oversubscribe"), 1);
+  EXPECT_FALSE(has(a, "none"));
+  o.mpirun_args.clear();
+  EXPECT_FALSE(oversubscribes(o, four_nodes(0)));  // a hostfile names its slots
+  o.local_cores = 0;  // unknown: leave it to mpirun
+  EXPECT_FALSE(oversubscribes(o, alone));
 }
 
 }  // namespace

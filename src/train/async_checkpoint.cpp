@@ -1,0 +1,142 @@
+#include "train/async_checkpoint.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fmt/ranges.h>
+#include <vector>
+
+#include "ckpt/checkpoint.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace lt {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Bounded host reads of backend memory (a device backend stages one range at a time).
+constexpr size_t kCopyChunk = size_t(16) << 20;
+
+void copy_out(FlatAccess& src, size_t offset, size_t n, float* dst) {
+  for (size_t o = 0; o < n; o += kCopyChunk) {
+    const size_t len = std::min(kCopyChunk, n - o);
+    const float* s = src.read(offset + o, len);
+    // Between steps every core is free: the copy is the whole stall of an asynchronous save.
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < int64_t((len + 65535) / 65536); ++b) {
+      const size_t a = size_t(b) * 65536, e = std::min(len, a + 65536);
+      std::memcpy(dst + o + a, s + a, (e - a) * sizeof(float));
+    }
+  }
+}
+
+float* ensure(Buffer& b, size_t n) {
+  if (b.size() < n * sizeof(float)) b = Buffer(std::max<size_t>(n, 16) * sizeof(float));
+  return b.as<float>();
+}
+
+// The shards this rank writes; `master` holds elements [begin, end).
+void write_shards(const CheckpointJob& job, FlatAccess* weights, FlatAccess* master, FlatAccess* m, FlatAccess* v) {
+  if (job.model) write_model_shard(job.tmp_dir, *job.layout, *weights, DType::F32);
+  if (job.optim)
+    write_optim_shard(job.tmp_dir, *job.layout, job.part, job.parts, job.begin, job.end, *master, *m, *v);
+}
+
+// A view of elements [offset, offset + size) of another FlatAccess.
+class SubFlat final : public FlatAccess {
+ public:
+  SubFlat(FlatAccess& base, size_t offset, size_t n) : base_(base), offset_(offset), n_(n) {}
+  size_t size() const override { return n_; }
+  const float* read(size_t offset, size_t n) override { return base_.read(offset_ + offset, n); }
+  float* write(size_t offset, size_t n) override { return base_.write(offset_ + offset, n); }
+  void flush() override { base_.flush(); }
+
+ private:
+  FlatAccess& base_;
+  size_t offset_, n_;
+};
+
+}  // namespace
+
+void wait_for_shards(const std::string& tmp_dir, const CheckpointMeta& meta, double timeout_s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    std::vector<std::string> missing;
+    for (const auto& f : expected_files(meta))
+      if (!fs::exists(fs::path(tmp_dir) / (f + ".digest"))) missing.push_back(f);
+    if (missing.empty()) return;
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    LT_CHECK(waited < timeout_s,
+             "checkpoint: after {:.0f} s {} still lacks {} (is checkpoint.dir shared by every rank, and did every rank "
+             "write its shard?)",
+             waited, tmp_dir, fmt::join(missing, ", "));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+AsyncCheckpointWriter::~AsyncCheckpointWriter() {
+  try {
+    wait();
+  } catch (const std::exception& e) {
+    log::error("checkpoint: {}", e.what());
+  }
+}
+
+void AsyncCheckpointWriter::write(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg,
+                                  FlatAccess* exp_avg_sq) {
+  SubFlat master(weights, job.begin, job.end - job.begin);
+  write_shards(job, &weights, &master, exp_avg, exp_avg_sq);
+}
+
+void AsyncCheckpointWriter::snapshot(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg,
+                                     FlatAccess* exp_avg_sq) {
+  LT_CHECK(!busy(), "checkpoint: a snapshot was taken while the previous save was still being written");
+  if (!job.model && !job.optim) return;  // a data-parallel replica without ZeRO-1 writes nothing
+  const size_t n = job.end - job.begin;
+  weights_offset_ = job.model ? 0 : job.begin;
+  const size_t nw = job.model ? job.layout->total() : n;
+  copy_out(weights, weights_offset_, nw, ensure(weights_, nw));
+  if (job.optim) {
+    copy_out(*exp_avg, 0, n, ensure(m_, n));
+    copy_out(*exp_avg_sq, 0, n, ensure(v_, n));
+  }
+}
+
+void AsyncCheckpointWriter::run(const CheckpointJob& job) {
+  const size_t n = job.end - job.begin, total = job.layout->total();
+  HostFlat w(weights_.as<float>(), job.model ? total : n);
+  HostFlat master(weights_.as<float>() + (job.begin - weights_offset_), n);
+  HostFlat m(m_.as<float>(), job.optim ? n : 0), v(v_.as<float>(), job.optim ? n : 0);
+  write_shards(job, &w, &master, &m, &v);
+  if (job.delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(job.delay_s));
+  if (!job.meta) return;
+  wait_for_shards(job.tmp_dir, *job.meta, job.peer_timeout_s);
+  const std::string dir = finalize_checkpoint(job.root, *job.meta, job.keep_last);
+  if (job.on_final) job.on_final(dir);
+}
+
+void AsyncCheckpointWriter::start(CheckpointJob job) {
+  LT_CHECK(!busy(), "checkpoint: a save was started while the previous one was still being written");
+  error_ = nullptr;
+  thread_ = std::thread([this, job = std::move(job)] {
+    try {
+      run(job);
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  });
+}
+
+void AsyncCheckpointWriter::wait() {
+  if (thread_.joinable()) thread_.join();
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+}  // namespace lt

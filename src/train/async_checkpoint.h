@@ -1,0 +1,83 @@
+// Asynchronous checkpoint writing (checkpoint.async): the step loop stops only for a host copy
+// of this rank's state, and the files are written and checksummed on a thread of their own.
+//
+//   save k:   wait for save k−1 on this rank (its files; on rank 0 also its finalisation)
+//             rank 0 creates step_k.tmp/, barrier                     (as a synchronous save)
+//             snapshot: weights (dp rank 0) and this rank's optimizer range → host buffers
+//             → writer thread: the shards with their .digest sidecars (size + xxhash64)
+//               rank 0's writer then waits until every file the checkpoint needs has its
+//               sidecar (each rank's writer leaves it last, after the file is renamed into
+//               place) and finalises: meta.json, DONE, rename to step_k/, `latest`, retention
+//   training goes on meanwhile; the last save (train.steps, SIGTERM, the wall-clock stop)
+//   waits for completion before the process exits (finish()).
+//
+// Nothing changes for crash safety: a checkpoint is complete only once finalised, so a kill at
+// any moment leaves at most a step_k.tmp/ that loading never takes. A writer's error (disk
+// full, ...) is rethrown by the next save or finish(), naming the file; rank 0 gives up waiting
+// for the other ranks' files after `peer_timeout_s` with an error that names the missing ones
+// (the checkpoint directory must be shared by all ranks, as for a synchronous save).
+//
+// MPI is only ever called by the main thread (MPI_THREAD_FUNNELED): the writer touches files
+// and host memory alone.
+#pragma once
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "ckpt/checkpoint_meta.h"
+#include "core/buffer.h"
+#include "core/flat_access.h"
+#include "model/layout.h"
+
+namespace lt {
+
+// What one rank writes for one checkpoint.
+struct CheckpointJob {
+  std::string root, tmp_dir;         // checkpoint.dir and its step_k.tmp/
+  const ParamLayout* layout = nullptr;
+  bool model = false;                // write model/tp_pp.safetensors (dp rank 0)
+  bool optim = false;                // write optim/tp_pp_dp.safetensors
+  int part = 0, parts = 1;
+  size_t begin = 0, end = 0;         // the optimizer range [begin, end) of the flat buffer
+  std::optional<CheckpointMeta> meta;  // rank 0: finalise with this meta (files filled in)
+  int keep_last = 0;
+  double delay_s = 0;                // test hook: wait with the shards written, before finalising
+  double peer_timeout_s = 1800;      // rank 0: longest wait for the other ranks' files
+  std::function<void(const std::string& dir)> on_final;  // rank 0: after finalising (log, upload)
+};
+
+class AsyncCheckpointWriter {
+ public:
+  AsyncCheckpointWriter() = default;
+  ~AsyncCheckpointWriter();  // waits for the writer; an error is logged (it cannot be thrown)
+
+  // Copies this rank's state into the host snapshot: the whole weight buffer when job.model,
+  // else [begin, end) of it; AdamW's m and v of [begin, end) when job.optim. The previous job
+  // must be finished (wait()).
+  void snapshot(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg, FlatAccess* exp_avg_sq);
+  // Starts writing the snapshot; returns at once.
+  void start(CheckpointJob job);
+  // Until the running job (if any) is done; rethrows its error.
+  void wait();
+  bool busy() const { return thread_.joinable(); }
+
+  // Synchronous: writes what snapshot() would copy straight from the state (no host copy).
+  static void write(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg, FlatAccess* exp_avg_sq);
+
+ private:
+  void run(const CheckpointJob& job);
+  Buffer weights_, m_, v_;  // the snapshot, reused from save to save
+  size_t weights_offset_ = 0;  // flat element held at weights_[0]
+  std::thread thread_;
+  std::exception_ptr error_;
+};
+
+// Rank 0: waits until every file `meta` implies is in `tmp_dir` with its .digest sidecar;
+// throws naming the missing files after `timeout_s`.
+void wait_for_shards(const std::string& tmp_dir, const CheckpointMeta& meta, double timeout_s);
+
+}  // namespace lt
