@@ -1,7 +1,9 @@
 // `llamatrain plan --model SPEC --nodes N --procs-per-node P --tp T --pp P --gbs G --seq S
-// [--mbs M] [--zero1] [--recompute full|none] [--stage-starts auto|even|0,a,..] [--sequence-parallel] [--precision bf16|fp32]
+// [--mbs M] [--zero1] [--recompute full|none] [--virtual-stages V] [--stage-starts auto|even|0,a,..]
+// [--sequence-parallel] [--precision bf16|fp32]
 // [--steps N] [--device cpu|h100|h200|trn1] [--mfu 0.4] [--buffers] [--json]`: what a layout costs before
 // it runs (parallel/plan.h says how each number is computed).
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -21,9 +23,12 @@ std::string human_seconds(double s) {
   return fmt::format("{:.1f} days", s / 86400);
 }
 
+// The first layer of every (virtual) stage, in layer order.
 std::vector<int> first_layers(const TrainPlan& p) {
   std::vector<int> f;
-  for (const StageMemory& m : p.stages) f.push_back(m.first_layer);
+  for (const StageMemory& m : p.stages)
+    for (auto [first, n] : m.chunks) f.push_back(first);
+  std::sort(f.begin(), f.end());
   return f;
 }
 
@@ -66,7 +71,8 @@ nlohmann::json to_json(const TrainPlan& p) {
           {"micro_batches", L.micro_batches},
           {"seq_len", L.seq_len},
           {"tokens_per_step", p.tokens_per_step},
-          {"pipeline_bubble", L.bubble()},
+          {"pipeline_bubble", p.bubble},
+          {"virtual_stages", p.options.virtual_stages},
           {"stage_starts", first_layers(p)},
           {"zero1", o.zero1},
           {"recompute", o.recompute ? "full" : "none"},
@@ -98,16 +104,24 @@ void print_human(const TrainPlan& p) {
   std::printf("  batch      %d sequences x %d tokens = %.3fM tokens/step; per replica %d = %d micro-batches of %d\n",
               L.global_batch, L.seq_len, double(p.tokens_per_step) / 1e6, L.per_replica_batch, L.micro_batches,
               L.micro_batch);
-  std::printf("  pipeline   1F1B bubble (p-1)/(m+p-1) = %d/%d = %.1f%%\n", L.pp - 1, L.micro_batches + L.pp - 1,
-              100.0 * L.bubble());
+  const int v = o.virtual_stages;
+  if (v == 1)
+    std::printf("  pipeline   1F1B bubble (p-1)/(m+p-1) = %d/%d = %.1f%%\n", L.pp - 1, L.micro_batches + L.pp - 1,
+                100.0 * p.bubble);
+  else
+    std::printf("  pipeline   interleaved 1F1B, %d chunks per rank: bubble (p-1)/(v*m+p-1) = %d/%d = %.1f%% (v=1: %.1f%%)\n",
+                v, L.pp - 1, v * L.micro_batches + L.pp - 1, 100.0 * p.bubble, 100.0 * L.bubble());
   if (L.pp > 1) {
     const double total = total_cost(p);
     std::printf("  stages     cut %s (parallel.stage_starts=%s); cost per token, forward + backward:\n",
                 stage_cut_text({StageCutMode::list, first_layers(p)}).c_str(), stage_cut_text(o.cut).c_str());
-    for (const StageMemory& m : p.stages)
-      std::printf("    stage %d: layers %d-%d%s%s  %.3g GFLOP (%.1f%%)\n", m.stage, m.first_layer,
-                  m.first_layer + m.layers - 1, m.stage == 0 ? " + embedding" : "",
-                  m.stage == L.pp - 1 ? " + LM head + loss" : "", m.cost / 1e9, 100.0 * m.cost / total);
+    for (const StageMemory& m : p.stages) {
+      std::string layers;
+      for (auto [first, n] : m.chunks) layers += fmt::format("{}{}-{}", layers.empty() ? "" : ", ", first, first + n - 1);
+      std::printf("    stage %d: layers %s%s%s  %.3g GFLOP (%.1f%%)\n", m.stage, layers.c_str(),
+                  m.stage == 0 ? " + embedding" : "", m.stage == L.pp - 1 ? " + LM head + loss" : "", m.cost / 1e9,
+                  100.0 * m.cost / total);
+    }
   }
   std::printf("  memory per rank (GiB; tp rank 0 of each stage; activations for the micro-batches in flight)\n");
   std::printf("    %5s %6s %9s %8s %8s %8s %10s %10s %9s %8s %8s\n", "stage", "layers", "params(M)", "weights", "grads",
@@ -161,6 +175,9 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--zero1", p.zero1, "Shard the optimizer state over data-parallel ranks (ZeRO-1)");
   cmd->add_option("--recompute", o->recompute, "Activation recomputation")
       ->check(CLI::IsMember({"full", "none"}))
+      ->capture_default_str();
+  cmd->add_option("--virtual-stages", p.virtual_stages,
+                  "Model chunks per pipeline rank (interleaved 1F1B, parallel.virtual_stages)")
       ->capture_default_str();
   cmd->add_option("--stage-starts", o->cut, "Pipeline cut: auto (by cost), even, or first layers e.g. 0,3,5")
       ->capture_default_str();

@@ -80,7 +80,8 @@ class MpiReduceRequest : public CommRequest {
   size_t n_;
   bool root_, done_ = false;
   std::vector<MPI_Request> reqs_;
-  std::vector<float> scratch_;  // root: rank q's values at q*n (its own too when out == in)
+  std::vector<float> scratch_;       // root: the values not received into `out`
+  std::vector<const float*> src_;    // root: where rank q's values are
   friend class MpiComm;
 };
 
@@ -300,6 +301,7 @@ class MpiComm : public Comm {
   // Receive buffers of ireduce_sum, kept from step to step (a fresh one would page-fault).
   std::vector<float> take_scratch(size_t n) {
     std::vector<float> v;
+    if (n == 0) return v;
     if (!scratch_pool_.empty()) {
       v = std::move(scratch_pool_.back());
       scratch_pool_.pop_back();
@@ -322,26 +324,35 @@ class MpiComm : public Comm {
   std::vector<MPI_Request> reqs_;
 };
 
+// The root receives rank 0's values straight into `out` (or rank 1's, when it is rank 0 and
+// not in place), the others into scratch: (p − 2) buckets of scratch, (p − 1) in place.
 MpiReduceRequest::MpiReduceRequest(MpiComm* comm, const float* in, float* out, size_t n, int root)
     : comm_(comm), in_(in), out_(out), n_(n), root_(comm->rank_ == root) {
   const int p = comm->size_, me = comm->rank_;
+  if (n == 0) return;
   if (!root_) {
-    if (n > 0) {
-      reqs_.emplace_back();
-      check(MPI_Isend(in, int(n), MPI_FLOAT, root, MpiComm::kReduceTag, comm->inner_, &reqs_.back()), "MPI_Isend");
-    }
+    reqs_.emplace_back();
+    check(MPI_Isend(in, int(n), MPI_FLOAT, root, MpiComm::kReduceTag, comm->inner_, &reqs_.back()), "MPI_Isend");
     return;
   }
-  scratch_ = comm->take_scratch(n * size_t(p));
-  for (int q = 0; q < p && n > 0; ++q) {
-    if (q == me) continue;
-    reqs_.emplace_back();
-    check(MPI_Irecv(scratch_.data() + size_t(q) * n, int(n), MPI_FLOAT, q, MpiComm::kReduceTag, comm->inner_,
-                    &reqs_.back()),
-          "MPI_Irecv");
+  const bool in_place = out == in;
+  scratch_ = comm->take_scratch(n * size_t(in_place ? p - 1 : p - 2));
+  size_t next = 0;
+  auto slot = [&] { return scratch_.data() + (next++) * n; };
+  src_.assign(size_t(p), nullptr);
+  src_[size_t(me)] = in;
+  if (in_place && me > 0) {  // the fold writes `out` before it adds this rank's values: keep them
+    float* own = slot();
+    std::memcpy(own, in, n * sizeof(float));
+    src_[size_t(me)] = own;
   }
-  // In place and not first in the fold: keep this rank's values, the fold overwrites them.
-  if (out == in && me > 0) std::memcpy(scratch_.data() + size_t(me) * n, in, n * sizeof(float));
+  for (int q = 0; q < p; ++q) {
+    if (q == me) continue;
+    float* dst = q == 0 || (me == 0 && q == 1 && !in_place) ? out : slot();
+    src_[size_t(q)] = dst;
+    reqs_.emplace_back();
+    check(MPI_Irecv(dst, int(n), MPI_FLOAT, q, MpiComm::kReduceTag, comm->inner_, &reqs_.back()), "MPI_Irecv");
+  }
 }
 
 MpiReduceRequest::~MpiReduceRequest() {
@@ -349,22 +360,20 @@ MpiReduceRequest::~MpiReduceRequest() {
   comm_->give_scratch(std::move(scratch_));
 }
 
-// out = x0 + x1 + ... in rank order, the loop MpiComm::fold runs.
+// out = ((x0 + x1) + x2) + ... in rank order, element by element the loop MpiComm::fold runs
+// (x0 + x1 computed as x0's own + received x1 when x1 was received into `out`: the same sum).
 void MpiReduceRequest::complete() {
   reqs_.clear();
   done_ = true;
   if (!root_ || n_ == 0) return;
   const int p = comm_->size_, me = comm_->rank_;
-  auto src = [&](int q) -> const float* {
-    return q == me && out_ != in_ ? in_ : scratch_.data() + size_t(q) * n_;
-  };
-  if (me == 0 && out_ == in_) {
-    // x0 is already in place
-  } else {
-    std::memcpy(out_, src(0), n_ * sizeof(float));
+  int q = 1;  // x0 is in `out` (received, or this rank's own in place)
+  if (me == 0 && out_ != in_) {
+    for (size_t i = 0; i < n_; ++i) out_[i] = in_[i] + out_[i];
+    q = 2;
   }
-  for (int q = 1; q < p; ++q) {
-    const float* x = src(q);
+  for (; q < p; ++q) {
+    const float* x = src_[size_t(q)];
     for (size_t i = 0; i < n_; ++i) out_[i] += x[i];
   }
   comm_->give_scratch(std::move(scratch_));

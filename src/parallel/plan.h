@@ -12,7 +12,9 @@
 // largest total.
 //
 // Layers are cut as the trainer cuts them (parallel.stage_starts, stage_balance.h: by cost by
-// default); each stage's cost per token is reported.
+// default); each stage's cost per token is reported. With interleaving (virtual_stages = v)
+// a rank holds v chunks: its memory, cost and traffic are their sums, its activation slots
+// those of the interleaved program (parallel/pipeline_program.h).
 //
 // Time: the slowest stage's FLOPs / (peak x efficiency), stretched by the 1F1B schedule to
 // (m + pp - 1) / m; communication is assumed hidden (not modelled). MFU is reported back.
@@ -37,6 +39,8 @@ struct PlanOptions {
   bool sequence_parallel = false;
   StageCut cut;                    // parallel.stage_starts (default auto: by cost)
   bool overlap_grad_reduce = true;  // parallel.overlap_grad_reduce
+  double grad_bucket_bytes = 8.0 * 1048576;  // parallel.grad_bucket_mb
+  int virtual_stages = 1;           // parallel.virtual_stages (interleaved 1F1B)
   std::string precision = "bf16";  // bf16 | fp32
   int64_t steps = 1500;
   std::string device = "cpu";      // cpu | h100 | h200 | trn1
@@ -49,9 +53,10 @@ struct PlanOptions {
 struct StageMemory {
   int stage = 0;
   int first_layer = 0, layers = 0;
+  std::vector<std::pair<int, int>> chunks;  // (first layer, layers) of each model chunk of the rank
   double cost = 0;     // FLOPs per token, forward + backward, of the whole stage (stage_balance.h)
   int64_t params = 0;  // this rank's parameters
-  int in_flight = 1;   // micro-batches whose activations are held
+  int in_flight = 0;   // micro-batches whose activations are held (interleaved: chunk passes)
   double weights = 0, gradients = 0, optimizer = 0;
   double activations = 0;              // as planned (with or without recomputation)
   double activations_full = 0;         // without recomputation
@@ -92,6 +97,7 @@ struct TrainPlan {
   std::vector<StageComm> comm;      // the same stages' communication per step
   std::vector<StageSizes> tables;   // the same stages' buffer tables (as planned)
   int peak_stage = 0;               // the stage with the largest total
+  double bubble = 0;                // (pp − 1) / (v·m + pp − 1)
   double model_flops_per_step = 0;     // 6·N·params + attention (config.h), per step
   double hardware_flops_per_step = 0;  // + the recomputed forward
   double peak_flops_per_rank = 0;
@@ -99,6 +105,13 @@ struct TrainPlan {
   std::vector<std::string> notes;
 };
 
+// Overlapped gradient reduction (train/grad_reducer.h): buckets pending at once per reducer.
+// A range owner receives each pending bucket of its own from dp − 2 peers into scratch (dp − 1
+// without ZeRO-1; the first arrives in place), which plan counts as workspace.
+constexpr int kMaxGradBucketsInFlight = 8;
+
+// Idle share of a pipeline step: (pp − 1) / (v·m + pp − 1) (1F1B at v = 1, interleaved above).
+double pipeline_bubble(int pp, int micro_batches, int v);
 // Per-rank peak FLOP/s of a device for a precision; throws listing the devices.
 double device_peak_flops(const std::string& device, const std::string& precision, int cores_per_rank);
 TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o);

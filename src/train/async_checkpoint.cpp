@@ -38,11 +38,11 @@ float* ensure(Buffer& b, size_t n) {
   return b.as<float>();
 }
 
-// The shards this rank writes; `master` holds elements [begin, end).
-void write_shards(const CheckpointJob& job, FlatAccess* weights, FlatAccess* master, FlatAccess* m, FlatAccess* v) {
-  if (job.model) write_model_shard(job.tmp_dir, *job.layout, *weights, DType::F32);
-  if (job.optim)
-    write_optim_shard(job.tmp_dir, *job.layout, job.part, job.parts, job.begin, job.end, *master, *m, *v);
+// One shard's files; `master` holds elements [begin, end).
+void write_shard(const std::string& tmp_dir, const ShardWrite& w, FlatAccess* weights, FlatAccess* master,
+                 FlatAccess* m, FlatAccess* v) {
+  if (w.model) write_model_shard(tmp_dir, *w.layout, *weights, DType::F32);
+  if (w.optim) write_optim_shard(tmp_dir, *w.layout, w.part, w.parts, w.begin, w.end, *master, *m, *v);
 }
 
 // A view of elements [offset, offset + size) of another FlatAccess.
@@ -85,32 +85,43 @@ AsyncCheckpointWriter::~AsyncCheckpointWriter() {
   }
 }
 
-void AsyncCheckpointWriter::write(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg,
-                                  FlatAccess* exp_avg_sq) {
-  SubFlat master(weights, job.begin, job.end - job.begin);
-  write_shards(job, &weights, &master, exp_avg, exp_avg_sq);
+void AsyncCheckpointWriter::write(const CheckpointJob& job, const std::vector<ShardAccess>& state) {
+  for (size_t i = 0; i < job.shards.size(); ++i) {
+    const ShardWrite& w = job.shards[i];
+    SubFlat master(*state[i].weights, w.begin, w.end - w.begin);
+    write_shard(job.tmp_dir, w, state[i].weights, &master, state[i].exp_avg, state[i].exp_avg_sq);
+  }
 }
 
-void AsyncCheckpointWriter::snapshot(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg,
-                                     FlatAccess* exp_avg_sq) {
+void AsyncCheckpointWriter::snapshot(const CheckpointJob& job, const std::vector<ShardAccess>& state) {
   LT_CHECK(!busy(), "checkpoint: a snapshot was taken while the previous save was still being written");
-  if (!job.model && !job.optim) return;  // a data-parallel replica without ZeRO-1 writes nothing
-  const size_t n = job.end - job.begin;
-  weights_offset_ = job.model ? 0 : job.begin;
-  const size_t nw = job.model ? job.layout->total() : n;
-  copy_out(weights, weights_offset_, nw, ensure(weights_, nw));
-  if (job.optim) {
-    copy_out(*exp_avg, 0, n, ensure(m_, n));
-    copy_out(*exp_avg_sq, 0, n, ensure(v_, n));
+  snaps_.resize(job.shards.size());
+  for (size_t i = 0; i < job.shards.size(); ++i) {
+    const ShardWrite& w = job.shards[i];
+    Snapshot& s = snaps_[i];
+    if (!w.model && !w.optim) continue;  // a data-parallel replica without ZeRO-1 writes nothing
+    const size_t n = w.end - w.begin;
+    s.weights_offset = w.model ? 0 : w.begin;
+    const size_t nw = w.model ? w.layout->total() : n;
+    copy_out(*state[i].weights, s.weights_offset, nw, ensure(s.weights, nw));
+    if (w.optim) {
+      copy_out(*state[i].exp_avg, 0, n, ensure(s.m, n));
+      copy_out(*state[i].exp_avg_sq, 0, n, ensure(s.v, n));
+    }
   }
 }
 
 void AsyncCheckpointWriter::run(const CheckpointJob& job) {
-  const size_t n = job.end - job.begin, total = job.layout->total();
-  HostFlat w(weights_.as<float>(), job.model ? total : n);
-  HostFlat master(weights_.as<float>() + (job.begin - weights_offset_), n);
-  HostFlat m(m_.as<float>(), job.optim ? n : 0), v(v_.as<float>(), job.optim ? n : 0);
-  write_shards(job, &w, &master, &m, &v);
+  for (size_t i = 0; i < job.shards.size(); ++i) {
+    const ShardWrite& sw = job.shards[i];
+    if (!sw.model && !sw.optim) continue;
+    Snapshot& s = snaps_[i];
+    const size_t n = sw.end - sw.begin, total = sw.layout->total();
+    HostFlat w(s.weights.as<float>(), sw.model ? total : n);
+    HostFlat master(s.weights.as<float>() + (sw.begin - s.weights_offset), n);
+    HostFlat m(s.m.as<float>(), sw.optim ? n : 0), v(s.v.as<float>(), sw.optim ? n : 0);
+    write_shard(job.tmp_dir, sw, &w, &master, &m, &v);
+  }
   if (job.delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(job.delay_s));
   if (!job.meta) return;
   wait_for_shards(job.tmp_dir, *job.meta, job.peer_timeout_s);

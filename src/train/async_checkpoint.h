@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ckpt/checkpoint_meta.h"
 #include "core/buffer.h"
@@ -35,14 +36,25 @@
 
 namespace lt {
 
-// What one rank writes for one checkpoint.
-struct CheckpointJob {
-  std::string root, tmp_dir;         // checkpoint.dir and its step_k.tmp/
+// One (tp, pp) shard a rank writes: its model file and/or its optimizer part.
+struct ShardWrite {
   const ParamLayout* layout = nullptr;
   bool model = false;                // write model/tp_pp.safetensors (dp rank 0)
   bool optim = false;                // write optim/tp_pp_dp.safetensors
   int part = 0, parts = 1;
   size_t begin = 0, end = 0;         // the optimizer range [begin, end) of the flat buffer
+};
+// Where a shard's state is: the whole flat weight buffer, AdamW's m and v of [begin, end).
+struct ShardAccess {
+  FlatAccess* weights = nullptr;
+  FlatAccess* exp_avg = nullptr;
+  FlatAccess* exp_avg_sq = nullptr;
+};
+
+// What one rank writes for one checkpoint (a shard per model chunk it holds).
+struct CheckpointJob {
+  std::string root, tmp_dir;         // checkpoint.dir and its step_k.tmp/
+  std::vector<ShardWrite> shards;
   std::optional<CheckpointMeta> meta;  // rank 0: finalise with this meta (files filled in)
   int keep_last = 0;
   double delay_s = 0;                // test hook: wait with the shards written, before finalising
@@ -55,23 +67,26 @@ class AsyncCheckpointWriter {
   AsyncCheckpointWriter() = default;
   ~AsyncCheckpointWriter();  // waits for the writer; an error is logged (it cannot be thrown)
 
-  // Copies this rank's state into the host snapshot: the whole weight buffer when job.model,
-  // else [begin, end) of it; AdamW's m and v of [begin, end) when job.optim. The previous job
-  // must be finished (wait()).
-  void snapshot(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg, FlatAccess* exp_avg_sq);
+  // Copies this rank's state into the host snapshot, per shard: the whole weight buffer when
+  // it writes the model, else [begin, end) of it; AdamW's m and v of [begin, end) when it
+  // writes the optimizer. The previous job must be finished (wait()).
+  void snapshot(const CheckpointJob& job, const std::vector<ShardAccess>& state);
   // Starts writing the snapshot; returns at once.
   void start(CheckpointJob job);
   // Until the running job (if any) is done; rethrows its error.
   void wait();
   bool busy() const { return thread_.joinable(); }
 
-  // Synchronous: writes what snapshot() would copy straight from the state (no host copy).
-  static void write(const CheckpointJob& job, FlatAccess& weights, FlatAccess* exp_avg, FlatAccess* exp_avg_sq);
+  // Synchronous: writes the shards straight from the state (no host copy).
+  static void write(const CheckpointJob& job, const std::vector<ShardAccess>& state);
 
  private:
   void run(const CheckpointJob& job);
-  Buffer weights_, m_, v_;  // the snapshot, reused from save to save
-  size_t weights_offset_ = 0;  // flat element held at weights_[0]
+  struct Snapshot {
+    Buffer weights, m, v;        // reused from save to save
+    size_t weights_offset = 0;   // flat element held at weights[0]
+  };
+  std::vector<Snapshot> snaps_;
   std::thread thread_;
   std::exception_ptr error_;
 };

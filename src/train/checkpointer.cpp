@@ -12,9 +12,9 @@
 
 namespace lt {
 
-Checkpointer::Checkpointer(const RunConfig& cfg, const LlamaConfig& model, ProcessGroups& groups, Stage& stage,
-                           ShardedAdamW& opt, Backend& backend, const FaultHooks& hooks)
-    : cfg_(cfg), model_(model), groups_(groups), stage_(stage), opt_(opt), backend_(backend), hooks_(hooks) {}
+Checkpointer::Checkpointer(const RunConfig& cfg, const LlamaConfig& model, ProcessGroups& groups, RankModel& rank,
+                           Backend& backend, const FaultHooks& hooks)
+    : cfg_(cfg), model_(model), groups_(groups), rank_(rank), backend_(backend), hooks_(hooks) {}
 
 Checkpointer::~Checkpointer() = default;
 
@@ -41,18 +41,21 @@ TrainPosition Checkpointer::load(const CheckpointRef& ref) {
   const CheckpointMeta& m = ref.meta;
   LT_CHECK(same_architecture(m.config, model_), "checkpoint {} holds a model with {}, but model '{}' has {}", ref.dir,
            architecture_summary(m.config), cfg_.model, architecture_summary(model_));
-  const ParamLayout& layout = stage_.layout();
-  float* w = stage_.weights();
-  load_model(ref, layout, *backend_.access(w, layout.total()));
-  const size_t total = layout.total(), b = std::min(opt_.begin(), total), e = std::min(opt_.end(), total);
-  // fp32 training: the master weights are the weights themselves.
-  load_optimizer(ref, layout, b, e, *backend_.access(w + b, e - b), *backend_.access(opt_.exp_avg(), e - b),
-                 *backend_.access(opt_.exp_avg_sq(), e - b));
-  stage_.refresh_weights();
-  const ShardSpec& s = layout.shard();
+  for (int c = 0; c < rank_.chunks(); ++c) {
+    ModelChunk& k = rank_.chunk(c);
+    const ParamLayout& layout = *k.layout;
+    float* w = k.stage->weights();
+    load_model(ref, layout, *backend_.access(w, layout.total()));
+    const size_t total = layout.total(), b = std::min(k.opt->begin(), total), e = std::min(k.opt->end(), total);
+    // fp32 training: the master weights are the weights themselves.
+    load_optimizer(ref, layout, b, e, *backend_.access(w + b, e - b), *backend_.access(k.opt->exp_avg(), e - b),
+                   *backend_.access(k.opt->exp_avg_sq(), e - b));
+    k.stage->refresh_weights();
+  }
+  const ParallelDims& d = groups_.dims();
   if (groups_.world().rank() == 0)
-    log::info("loaded {} (step {}, saved at tp{} pp{} dp{}, running at tp{} pp{} dp{})", ref.dir, m.step, m.tp, m.pp,
-              m.dp, s.tp, s.pp, groups_.dims().dp);
+    log::info("loaded {} (step {}, saved at tp{} pp{} dp{}, running at tp{} pp{}{} dp{})", ref.dir, m.step, m.tp, m.pp,
+              m.dp, d.tp, d.pp, rank_.chunks() > 1 ? fmt::format(" v{}", rank_.chunks()) : "", d.dp);
   return {m.step, m.tokens_seen, m.data_position};
 }
 
@@ -73,19 +76,28 @@ TrainPosition Checkpointer::restore_or_init() {
   }
   if (resume_step >= 0) return load(open_checkpoint(resume_root, resume_step, Verify::sizes));
 
-  const ParamLayout& layout = stage_.layout();
-  auto w = backend_.access(stage_.weights(), layout.total());
-  if (cfg_.init.empty()) {
-    init_weights(layout, *w, cfg_.seed);
-    if (world.rank() == 0) log::info("initialised {} weights from seed {}", model_.name, cfg_.seed);
-  } else {
-    auto src = open_weights(cfg_.init);
+  std::unique_ptr<TensorSource> src;
+  if (!cfg_.init.empty()) {
+    src = open_weights(cfg_.init);
     LT_CHECK(same_architecture(src->config(), model_), "init '{}' holds a model with {}, but model '{}' has {}",
              cfg_.init, architecture_summary(src->config()), cfg_.model, architecture_summary(model_));
-    load_weights(*src, layout, *w);
-    if (world.rank() == 0) log::info("initialised weights from {}", src->describe());
   }
-  stage_.refresh_weights();
+  for (int c = 0; c < rank_.chunks(); ++c) {
+    ModelChunk& k = rank_.chunk(c);
+    auto w = backend_.access(k.stage->weights(), k.layout->total());
+    if (src)
+      load_weights(*src, *k.layout, *w);
+    else
+      init_weights(*k.layout, *w, cfg_.seed);
+    w.reset();
+    k.stage->refresh_weights();
+  }
+  if (world.rank() == 0) {
+    if (src)
+      log::info("initialised weights from {}", src->describe());
+    else
+      log::info("initialised {} weights from seed {}", model_.name, cfg_.seed);
+  }
   return {};
 }
 
@@ -106,31 +118,42 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
   Comm& world = groups_.world();
   const RankCoords& rc = groups_.coords();
   const int dp = groups_.dims().dp;
-  const ParamLayout& layout = stage_.layout();
-  const size_t total = layout.total();
   CheckpointJob job;
   job.root = cfg_.checkpoint_dir;
   job.tmp_dir = checkpoint_tmp_dir(cfg_.checkpoint_dir, pos.step);
-  job.layout = &layout;
-  // ZeRO-1: each data-parallel rank writes its range; otherwise dp rank 0 writes everything.
-  job.model = rc.dp_rank == 0;
-  job.optim = opt_.zero1() || rc.dp_rank == 0;
-  job.part = opt_.zero1() ? rc.dp_rank : 0;
-  job.parts = opt_.zero1() ? dp : 1;
-  job.begin = std::min(opt_.begin(), total);
-  job.end = std::min(opt_.end(), total);
   job.keep_last = cfg_.checkpoint_keep;
   job.delay_s = hooks_.save_delay_s;
+  std::vector<std::unique_ptr<FlatAccess>> access;
+  std::vector<ShardAccess> state;
+  for (int c = 0; c < rank_.chunks(); ++c) {
+    ModelChunk& k = rank_.chunk(c);
+    const size_t total = k.layout->total();
+    ShardWrite w;
+    w.layout = k.layout.get();
+    // ZeRO-1: each data-parallel rank writes its range; otherwise dp rank 0 writes everything.
+    w.model = rc.dp_rank == 0;
+    w.optim = k.opt->zero1() || rc.dp_rank == 0;
+    w.part = k.opt->zero1() ? rc.dp_rank : 0;
+    w.parts = k.opt->zero1() ? dp : 1;
+    w.begin = std::min(k.opt->begin(), total);
+    w.end = std::min(k.opt->end(), total);
+    job.shards.push_back(w);
+    access.push_back(backend_.access(k.stage->weights(), total));
+    access.push_back(backend_.access(k.opt->exp_avg(), w.end - w.begin));
+    access.push_back(backend_.access(k.opt->exp_avg_sq(), w.end - w.begin));
+    state.push_back({access[access.size() - 3].get(), access[access.size() - 2].get(), access.back().get()});
+  }
   if (world.rank() == 0) {
+    const ShardSpec& s = rank_.chunk(0).layout->shard();
     CheckpointMeta m;
     m.step = pos.step;
     m.tokens_seen = pos.tokens_seen;
     m.config = model_;
-    m.tp = layout.shard().tp;
-    m.pp = layout.shard().pp;
-    m.stage_starts = layout.shard().stage_starts;
+    m.tp = s.tp;
+    m.pp = s.pp;  // v·pp with an interleaved pipeline: its chunks are the shards
+    m.stage_starts = s.stage_starts;
     m.dp = dp;
-    m.optim_parts = opt_.zero1() ? dp : 1;
+    m.optim_parts = rank_.chunk(0).opt->zero1() ? dp : 1;
     m.model_dtype = DType::F32;
     m.data_position = pos.data_position;
     m.data_seed = cfg_.seed;
@@ -144,14 +167,11 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
     begin_checkpoint(cfg_.checkpoint_dir, pos.step);
   }
   world.barrier();
-  auto w = backend_.access(stage_.weights(), total);
-  auto m = backend_.access(opt_.exp_avg(), job.end - job.begin);
-  auto v = backend_.access(opt_.exp_avg_sq(), job.end - job.begin);
   if (cfg_.checkpoint_async) {
-    writer_.snapshot(job, *w, m.get(), v.get());
+    writer_.snapshot(job, state);
     writer_.start(std::move(job));
   } else {
-    AsyncCheckpointWriter::write(job, *w, m.get(), v.get());
+    AsyncCheckpointWriter::write(job, state);
     hooks_.delay_save();
     world.barrier();
     if (job.meta) job.on_final(finalize_checkpoint(job.root, *job.meta, job.keep_last));

@@ -3,6 +3,7 @@
 // step, tokens, layout, data position, scheduler, run config), saving every rank's shards
 // through bounded host buffers (the stage's memory may be on a GPU), loading at any tp/pp/dp
 // layout, rolling back after a diverged step, and the background upload to checkpoint.remote.
+// An interleaved pipeline's chunks are saved as the shards of its v·pp virtual stages.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,7 +17,7 @@
 #include "model/backend.h"
 #include "parallel/topology.h"
 #include "train/async_checkpoint.h"
-#include "train/optimizer.h"
+#include "train/rank_model.h"
 #include "train/run_config.h"
 
 namespace lt {
@@ -29,8 +30,8 @@ struct TrainPosition {
 
 class Checkpointer {
  public:
-  Checkpointer(const RunConfig& cfg, const LlamaConfig& model, ProcessGroups& groups, Stage& stage, ShardedAdamW& opt,
-               Backend& backend, const FaultHooks& hooks);
+  Checkpointer(const RunConfig& cfg, const LlamaConfig& model, ProcessGroups& groups, RankModel& rank, Backend& backend,
+               const FaultHooks& hooks);
   ~Checkpointer();
 
   // checkpoint.remote: restore the newest complete remote checkpoint into an empty local
@@ -62,8 +63,7 @@ class Checkpointer {
   const RunConfig& cfg_;
   const LlamaConfig& model_;
   ProcessGroups& groups_;
-  Stage& stage_;
-  ShardedAdamW& opt_;
+  RankModel& rank_;
   Backend& backend_;
   const FaultHooks& hooks_;
   std::unique_ptr<BackgroundUploader> uploader_;  // world rank 0, when checkpoint.remote is set

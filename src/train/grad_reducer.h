@@ -17,14 +17,15 @@
 // element is folded over dp in rank order exactly as the blocking reduce-scatter / all-reduce
 // fold it, so the results are bit-identical with or without overlap.
 //
-// At most kMaxInFlight buckets are pending at once: a range owner holds one receive buffer of
-// (dp) x bucket floats per pending bucket it owns.
+// At most kMaxInFlight buckets are pending at once: a range owner holds a receive buffer of
+// (dp − 2) x bucket floats ((dp − 1) without ZeRO-1) per pending bucket it owns; plan counts it.
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "model/backend.h"
+#include "parallel/plan.h"
 #include "parallel/topology.h"
 #include "train/optimizer.h"
 
@@ -54,7 +55,7 @@ class GradientReducer final : public GradReadyHook {
   nlohmann::json stats(int64_t steps) const;
   void reset_stats() { wait_s_ = 0, early_ = 0; }
 
-  static constexpr int kMaxInFlight = 8;
+  static constexpr int kMaxInFlight = kMaxGradBucketsInFlight;
 
  private:
   struct Bucket {

@@ -10,7 +10,7 @@
 // With P = 1 this is plain gradient accumulation: forward, backward, forward, backward, ...
 //
 // Interleaved 1F1B (parallel.virtual_stages = v > 1): the rank holds v stages, its model chunks,
-// and runs the program of train/pipeline_program.h — after each forward/backward one batched
+// and runs the program of parallel/pipeline_program.h — after each forward/backward one batched
 // exchange (isend + irecv of everything the step moves, then wait), gradients received into
 // each slot's own buffer (Stage::slot_grad_message). Evaluation runs micro-batch by
 // micro-batch through the chunks with blocking messages, which cannot deadlock: every message
@@ -21,7 +21,7 @@
 
 #include "model/stage.h"
 #include "parallel/comm.h"
-#include "train/pipeline_program.h"
+#include "parallel/pipeline_program.h"
 
 namespace lt {
 

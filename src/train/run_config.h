@@ -86,6 +86,9 @@ constexpr KeyRange kBucketMb{0.001, 4096};
   K("parallel.sequence_parallel", sequence_parallel, bool, "false", kAny,                                              \
     "split the activations between the tp regions (norms, residual) over the tp ranks along tokens (Megatron's "      \
     "--sequence-parallel); needs tp > 1 (no effect at tp 1) and micro_batch_size x seq_len divisible by tp")          \
+  K("parallel.virtual_stages", virtual_stages, int, "1", kPositive,                                                   \
+    "model chunks per pipeline rank (interleaved 1F1B, Megatron's virtual pipeline): bubble (pp-1)/(v*m+pp-1); "      \
+    "needs pp >= 2 and micro-batches per replica divisible by pp")                                                    \
   K("parallel.overlap_grad_reduce", overlap_grad_reduce, bool, "true", kAny,                                         \
     "start the data-parallel gradient sums bucket by bucket during the backward (bit-identical results)")             \
   K("parallel.grad_bucket_mb", grad_bucket_mb, double, "8", kBucketMb,                                                 \

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <limits>
 #include <memory>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "train/nan_guard.h"
 #include "train/optimizer.h"
 #include "train/pipeline.h"
+#include "train/rank_model.h"
 #include "train/run_status.h"
 #include "train/schedule.h"
 #include "train/validator.h"
@@ -66,12 +68,9 @@ class Trainer {
   std::unique_ptr<ProcessGroups> groups_;
   std::unique_ptr<Comm> mp_;  // tp × pp of one data-parallel replica (the norm without ZeRO-1)
   LlamaConfig model_;
-  std::unique_ptr<ParamLayout> layout_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<CommTpOps> tp_ops_;
-  std::unique_ptr<Stage> stage_;
-  std::unique_ptr<ShardedAdamW> opt_;
-  std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<RankModel> rank_;  // this rank's stage, or its chunks of an interleaved pipeline
   std::unique_ptr<PipelineSchedule> pipe_;
   std::unique_ptr<Checkpointer> ckpt_;
   std::unique_ptr<TokenDataset> data_, valid_;
@@ -92,9 +91,6 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   const ParallelDims& d = groups_->dims();
   const RankCoords& rc = groups_->coords();
   dp_ = d.dp;
-  ShardSpec shard{d.tp, rc.tp_rank, d.pp, rc.pp_rank,
-                  resolve_stage_starts(cfg.stage_starts, model_, d.pp, cfg.seq_len, cfg.recompute)};
-  layout_ = std::make_unique<ParamLayout>(model_, shard);
   // The seed's vocabulary: dp from the world size, micro-batches from the global batch;
   // a clash is an error that names the numbers and suggests values that work.
   JobLayout job = derive_job_layout(job_shape(cfg, 1, rt.world().size()), model_);
@@ -107,23 +103,25 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
     log::warn("parallel.sequence_parallel has no effect with parallel.tp = 1");
 
   backend_ = make_backend(cfg.device, {omp_get_max_threads(), rt.launch().local_rank});
-  StageGeometry g{model_, shard, {}, dp_, cfg.zero1 && dp_ > 1, omp_get_max_threads()};
-  g.options.micro_batch = cfg.micro_batch_size;
-  g.options.seq_len = cfg.seq_len;
-  g.options.recompute = cfg.recompute;
-  g.options.pack_weights = cfg.pack_weights;
-  g.options.precision = cfg.precision;
-  g.options.sequence_parallel = cfg.sequence_parallel;
-  g.options.slots = PipelineSchedule::slots_needed(d.pp, rc.pp_rank, micro_batches_);
+  RankModelOptions ro;
+  ro.geometry = {model_, {}, {}, dp_, cfg.zero1 && dp_ > 1, omp_get_max_threads()};
+  StageOptions& so = ro.geometry.options;
+  so.micro_batch = cfg.micro_batch_size;
+  so.seq_len = cfg.seq_len;
+  so.recompute = cfg.recompute;
+  so.pack_weights = cfg.pack_weights;
+  so.precision = cfg.precision;
+  so.sequence_parallel = cfg.sequence_parallel;
+  ro.cut = cfg.stage_starts;
+  ro.virtual_stages = cfg.virtual_stages;
+  ro.micro_batches = micro_batches_;
+  ro.adam = {cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, cfg.decay_embeddings};
+  ro.reduce = {cfg.overlap_grad_reduce, size_t(cfg.grad_bucket_mb * 1048576.0)};
   if (d.tp > 1) tp_ops_ = std::make_unique<CommTpOps>(groups_->tp());
-  stage_ = backend_->make_stage(*layout_, g, tp_ops_.get());
-  AdamWConfig ac{cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, cfg.decay_embeddings};
-  opt_ = std::make_unique<ShardedAdamW>(*layout_, ac, rc.dp_rank, dp_, g.zero1, *backend_);
-  reducer_ = std::make_unique<GradientReducer>(*groups_, *stage_, *opt_, *backend_,
-                                               GradReduceOptions{cfg.overlap_grad_reduce, size_t(cfg.grad_bucket_mb * 1048576.0)});
-  pipe_ = std::make_unique<PipelineSchedule>(*stage_, d.pp > 1 ? &groups_->pp() : nullptr, micro_batches_);
-  pipe_->set_grad_ready_hook(reducer_->hook());
-  ckpt_ = std::make_unique<Checkpointer>(cfg_, model_, *groups_, *stage_, *opt_, *backend_, hooks_);
+  rank_ = std::make_unique<RankModel>(*groups_, *backend_, tp_ops_.get(), ro);
+  pipe_ = std::make_unique<PipelineSchedule>(rank_->stages(), d.pp > 1 ? &groups_->pp() : nullptr, micro_batches_);
+  for (int c = 0; c < rank_->chunks(); ++c) pipe_->set_grad_ready_hook(c, rank_->chunk(c).reducer->hook());
+  ckpt_ = std::make_unique<Checkpointer>(cfg_, model_, *groups_, *rank_, *backend_, hooks_);
   sched_ = {cfg.schedule, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.decay_steps};
 }
 
@@ -158,20 +156,20 @@ StepResult Trainer::train_step(double lr) {
   if (dp_ > 1) groups_->dp().all_reduce_sum(&counted, 1);
   LT_CHECK(counted > 0, "step {}: the global batch has no target tokens", pos_.step);
 
-  stage_->zero_grads();
+  rank_->zero_grads();
   const double loss_sum = pipe_->train(inputs_.data(), targets_.data(), float(1.0 / double(counted)));
   pipe_wait_s_ += pipe_->wait_seconds();
-  float* grange = reducer_->reduce();
+  rank_->reduce();
   if (hooks_.take_nan(pos_.step + 1)) {  // test hook: a poisoned gradient, as a diverging run makes
-    auto g = backend_->access(grange, 1);
+    auto g = backend_->access(rank_->grad_range(0), 1);
     g->write(0, 1)[0] = std::numeric_limits<float>::quiet_NaN();
     g->flush();
   }
   // Loss: summed on the last stage's tp rank 0 of every replica. Norm: Σg² of every rank's
   // range (ZeRO-1: over the world; without it one replica's model-parallel group).
   const RankCoords& rc = groups_->coords();
-  double sums[2] = {groups_->last_stage() && rc.tp_rank == 0 ? loss_sum : 0.0, opt_->range_sum_squares(grange)};
-  if (opt_->zero1()) {
+  double sums[2] = {groups_->last_stage() && rc.tp_rank == 0 ? loss_sum : 0.0, rank_->range_sum_squares()};
+  if (cfg_.zero1 && dp_ > 1) {
     rt_.world().all_reduce_sum(sums, 2);
   } else {
     rt_.world().all_reduce_sum(sums, 1);
@@ -182,10 +180,7 @@ StepResult Trainer::train_step(double lr) {
   if (r.skipped) return r;
   float coef = 1.0f;
   if (cfg_.grad_clip > 0 && cfg_.grad_clip / (r.grad_norm + 1e-6) < 1.0) coef = float(cfg_.grad_clip / (r.grad_norm + 1e-6));
-  float* w = stage_->weights();
-  opt_->update(w, grange, lr, coef, pos_.step + 1);
-  if (opt_->zero1()) groups_->dp().all_gather(w + opt_->begin(), w, opt_->end() - opt_->begin());
-  stage_->refresh_weights();
+  rank_->update(lr, coef, pos_.step + 1);
   return r;
 }
 
@@ -201,8 +196,9 @@ json Trainer::rank_stats(int64_t steps) const {
   return {{"rank", rt_.world().rank()}, {"tp_rank", rc.tp_rank}, {"pp_rank", rc.pp_rank}, {"dp_rank", rc.dp_rank},
           {"steps", steps}, {"step_s", timed_step_s_ / double(steps)},
           {"pipeline_wait_s_per_step", pipe_wait_s_ / double(steps)}, {"micro_batches", micro_batches_},
-          {"grad_reduce", reducer_->stats(steps)},
-          {"sequence_parallel", stage_->sequence_parallel()}, {"activation_bytes", stage_->activation_bytes()},
+          {"grad_reduce", rank_->reduce_stats(steps)}, {"virtual_stages", rank_->chunks()},
+          {"sequence_parallel", rank_->chunk(0).stage->sequence_parallel()},
+          {"activation_bytes", rank_->activation_bytes()},
           {"peak_rss_bytes", peak_rss_bytes()},
           {"comm", {{"tp", comm(groups_->tp())}, {"pp", comm(groups_->pp())}, {"dp", comm(groups_->dp())},
                     {"world", comm(rt_.world())}}}};
@@ -236,17 +232,20 @@ int Trainer::run(const TrainOptions& opts) {
   const double peak = backend_->peak_flops(cfg_.precision) * world.size();
   if (is_log_rank()) {
     const ParallelDims& d = groups_->dims();
-    log::info("training {} ({:.2f}M params) for {} steps on {}: tp{} pp{} dp{}{}, {} micro-batches of {} x {} tokens "
-              "per replica",
-              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, backend_->describe(), d.tp, d.pp, dp_,
-              stage_->sequence_parallel() ? " sequence-parallel" : "", micro_batches_, cfg_.micro_batch_size,
-              cfg_.seq_len);
-    const StageSizes& s = stage_->sizes();
+    log::info("training {} ({:.2f}M params) for {} steps on {}: tp{} pp{}{} dp{}{}, {} micro-batches of {} x {} tokens "
+              "per replica; layers cut at [{}]",
+              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, backend_->describe(), d.tp, d.pp,
+              rank_->chunks() > 1 ? fmt::format(" (interleaved, {} chunks per rank)", rank_->chunks()) : "", dp_,
+              rank_->chunk(0).stage->sequence_parallel() ? " sequence-parallel" : "", micro_batches_, cfg_.micro_batch_size,
+              cfg_.seq_len, fmt::join(rank_->stage_starts(), ","));
     constexpr double MiB = 1024.0 * 1024.0;
+    const RankModel& m = *rank_;
     log::info("memory of this rank's stage: weights {:.1f} MiB, gradients {:.1f}, optimizer {:.1f}, activations {:.1f}, "
               "workspace {:.1f} (total {:.1f} MiB)",
-              s.bytes(MemKind::weights) / MiB, s.bytes(MemKind::gradients) / MiB, s.bytes(MemKind::optimizer) / MiB,
-              s.bytes(MemKind::activations) / MiB, s.bytes(MemKind::workspace) / MiB, s.total() / MiB);
+              m.bytes(MemKind::weights) / MiB, m.bytes(MemKind::gradients) / MiB, m.bytes(MemKind::optimizer) / MiB,
+              m.bytes(MemKind::activations) / MiB, m.bytes(MemKind::workspace) / MiB,
+              (m.bytes(MemKind::weights) + m.bytes(MemKind::gradients) + m.bytes(MemKind::optimizer) +
+               m.bytes(MemKind::activations) + m.bytes(MemKind::workspace)) / MiB);
   }
   const int64_t first_step = pos_.step;
   StepStats stats;
@@ -268,7 +267,7 @@ int Trainer::run(const TrainOptions& opts) {
     stats.add(dt, pos_.step - first_step > 1);
     if (pos_.step - first_step == 1) {  // the first step (primitive creation) is left out of the rank stats
       pipe_wait_s_ = 0;
-      reducer_->reset_stats();
+      rank_->reset_stats();
       for (Comm* c : {&groups_->tp(), &groups_->pp(), &groups_->dp(), &world}) c->reset_stats();
     } else {
       timed_step_s_ += dt;

@@ -1,9 +1,9 @@
-// The interleaved 1F1B programs (train/pipeline_program.h): every rank's program runs to the end
+// The interleaved 1F1B programs (parallel/pipeline_program.h): every rank's program runs to the end
 // under rendezvous messaging (no deadlock, every input there before its use, senders and
 // receivers agree) for many shapes; an event-driven timing of the programs with unit forward
 // and double backward costs gives exactly Megatron's bubble (P−1)/(v·M + P−1); and a broken
 // program is caught.
-#include "train/pipeline_program.h"
+#include "parallel/pipeline_program.h"
 
 #include <gtest/gtest.h>
 

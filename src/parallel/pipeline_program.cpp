@@ -1,4 +1,4 @@
-#include "train/pipeline_program.h"
+#include "parallel/pipeline_program.h"
 
 #include <algorithm>
 #include <deque>
