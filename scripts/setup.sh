@@ -8,6 +8,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libspdlog-dev libfmt-dev libopenmpi-dev openmpi-bin libprotobuf-dev protobuf-compiler
       libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev
       libpcre2-dev
+      slurm-wlm munge   # tests/launch/slurm_test.sh: a one-node Slurm cluster
       )
 # Node.js + npm only serve the S3 test server; install them only when absent.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
