@@ -1,10 +1,10 @@
 // The pipeline schedules' bubble, measured on the real schedule code and real MPI messages with
 // stages whose forward and backward sleep for fixed times (so ranks that share cores do not
 // slow each other, and every stage costs the same): the measured bubble is the share of the
-// step a rank is not computing, 1 − (M·v·(t_f + t_b)) / step time, against
-// (P−1) / (v·M + P−1).
+// step a rank is not inside a forward or backward, 1 − busy / step time (averaged over ranks),
+// against (P−1) / (v·M + P−1).
 //
-//   mpirun -np P build/bench/pipeline_bench [--micro-batches 8] [--virtual 1] [--forward-ms 12]
+//   mpirun -np P build/bench/pipeline_bench [--micro-batches 8] [--virtual 1] [--forward-ms 40]
 //          [--steps 5] [--message-kib 288]
 //
 // A stage's forward sleeps forward-ms / v and its backward twice that (a chunk is 1/v of a
@@ -47,6 +47,7 @@ class SleepStage final : public Stage {
   void refresh_weights() override {}
   void forward(int, const int32_t*, const int32_t*, float, bool) override { sleep(forward_s_); }
   void backward(int) override { sleep(2 * forward_s_); }
+  static double busy_s;  // time inside forward/backward, all chunks of this rank
   double take_loss() override { return 0; }
   StageMessage input_message(int slot) override { return {in_[size_t(slot)].data(), bytes_}; }
   StageMessage output_message(int slot) override { return {out_[size_t(slot)].data(), bytes_}; }
@@ -57,7 +58,11 @@ class SleepStage final : public Stage {
   double activation_bytes() const override { return 0; }
 
  private:
-  static void sleep(double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); }
+  static void sleep(double s) {
+    Timer t;
+    std::this_thread::sleep_for(std::chrono::duration<double>(s));
+    busy_s += t.seconds();
+  }
   double forward_s_;
   size_t bytes_;
   std::vector<std::vector<char>> in_, out_, grad_;
@@ -65,9 +70,11 @@ class SleepStage final : public Stage {
   std::vector<float> w_, g_;
 };
 
+double SleepStage::busy_s = 0;
+
 int run(int argc, char** argv) {
   int M = 8, v = 1, steps = 5;
-  double forward_ms = 12, message_kib = 288;
+  double forward_ms = 40, message_kib = 288;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--micro-batches") M = std::atoi(argv[i + 1]);
@@ -94,17 +101,19 @@ int run(int argc, char** argv) {
   }
   PipelineSchedule pipe(chunks, P > 1 ? &world : nullptr, M);
   std::vector<int32_t> tokens(size_t(M), 0);
-  double total = 0, waits = 0;
+  double total = 0, waits = 0, busy = 0;
   for (int s = 0; s <= steps; ++s) {
     world.barrier();
+    SleepStage::busy_s = 0;
     Timer t;
     pipe.train(tokens.data(), tokens.data(), 1.0f);
     world.barrier();
     if (s == 0) continue;  // warm-up: connections, first messages
     total += t.seconds();
     waits += pipe.wait_seconds();
+    busy += SleepStage::busy_s;
   }
-  const double step = total / steps, work = M * 3.0 * forward_ms / 1e3;
+  const double step = total / steps, work = busy / steps;
   double measured = 1.0 - work / step, wait_share = waits / steps / step;
   double sums[2] = {measured, wait_share};
   world.all_reduce_sum(sums, 2);

@@ -72,6 +72,18 @@ bool reap(pid_t pid, int& status) {
 }
 
 namespace {
+// A /proc file's text, or "" when it cannot be read (the process may end meanwhile: a read
+// then fails with ESRCH, which iostreams would throw).
+std::string read_proc_file(const std::string& path) {
+  std::string out;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+  close(fd);
+  return out;
+}
+
 // pid -> parent pid for every process in /proc.
 std::map<pid_t, pid_t> process_parents() {
   std::map<pid_t, pid_t> parents;
@@ -81,8 +93,7 @@ std::map<pid_t, pid_t> process_parents() {
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end || pid <= 0) continue;
-    std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
-    std::string s((std::istreambuf_iterator<char>(f)), {});
+    const std::string s = read_proc_file(std::string("/proc/") + e->d_name + "/stat");
     size_t rp = s.rfind(')');  // the command name may contain spaces and parentheses
     if (rp == std::string::npos) continue;
     std::istringstream rest(s.substr(rp + 1));
@@ -95,10 +106,7 @@ std::map<pid_t, pid_t> process_parents() {
   return parents;
 }
 
-std::string read_environ(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/environ");
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
+std::string read_environ(pid_t pid) { return read_proc_file("/proc/" + std::to_string(pid) + "/environ"); }
 
 // The value of `key` ("NAME=") in a NUL-separated environment block; nullptr when absent.
 const char* env_value(const std::string& env, const char* key) {

@@ -114,7 +114,7 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
   LT_CHECK(v >= 1 && (v == 1 || stages <= c.n_layers),
            "plan: --virtual-stages {} x --pp {} = {} model chunks, more than the model's {} layers", v, L.pp, stages,
            c.n_layers);
-  p.stage_starts = resolve_stage_starts(o.cut, c, stages, L.seq_len, o.recompute);
+  p.stage_starts = resolve_stage_starts(o.cut, c, L.pp, v, L.seq_len, o.recompute);
   JobLayout virt = L;  // the chunks as the stages of a v·pp pipeline (each rank's v chunks summed)
   virt.pp = stages;
 

@@ -14,8 +14,11 @@
 // the FLOPs, the auto cut 66% (a stage keeps at least one layer).
 //
 // With interleaved pipelines (parallel.virtual_stages = v) the cut is over the v·S model chunks
-// (chunk k of rank r is virtual stage k·S + r): the first chunk holds the embedding, the last
-// the head.
+// (chunk k of rank r is virtual stage k·S + r; the first chunk holds the embedding, the last the
+// head), and it is the ranks that are balanced — a rank runs all its chunks for every
+// micro-batch: each rank's layers (at least v) are chosen as above, then shared evenly by its
+// chunks. At stories15M pp 2, v 2 that gives ranks 4 | 2 layers + head, against 5 | 1 + head
+// at v 1: a head this heavy makes interleaving cost more than it saves there.
 #pragma once
 #include <string>
 #include <vector>
@@ -33,8 +36,8 @@ struct StageCut {
   bool operator==(const StageCut&) const = default;
 };
 // "auto", "even" or a comma-separated list of layer indices ("[0,3,5]" brackets allowed).
-// Throws naming `key` and what was expected.
-StageCut parse_stage_cut(const std::string& text, const char* key);
+// Throws "<what>: expected ..." (what: "config key 'parallel.stage_starts'", "--stage-starts").
+StageCut parse_stage_cut(const std::string& text, const std::string& what);
 std::string stage_cut_text(const StageCut& cut);
 
 // Per-token FLOPs (forward + backward) of the pieces a stage can hold.
@@ -45,15 +48,15 @@ StageCostModel stage_cost_model(const LlamaConfig& c, int seq_len, bool recomput
 // Cost of stage `s` of `stages` holding `layers` layers.
 double stage_cost(const StageCostModel& m, int layers, int s, int stages);
 
-// The first layer of each of `stages` stages minimising the largest stage cost (see above).
-// Throws when there are fewer layers than stages.
-std::vector<int> balanced_stage_starts(const StageCostModel& m, int n_layers, int stages);
+// The first layer of each of the ranks·v (virtual) stages, minimising the largest rank cost
+// (see above). Throws when there are fewer layers than stages.
+std::vector<int> balanced_stage_starts(const StageCostModel& m, int n_layers, int ranks, int v = 1);
 // The layer count of each stage for `starts` (empty: the even cut).
 std::vector<int> stage_layer_counts(const std::vector<int>& starts, int n_layers, int stages);
 
-// The starts a run uses for `stages` stages (v·pp with interleaving): explicit for `cost` and
-// `list`, empty (the even cut, which ParamLayout computes) for `even`.
-std::vector<int> resolve_stage_starts(const StageCut& cut, const LlamaConfig& c, int stages, int seq_len,
+// The starts a run uses for its pp·v (virtual) stages: explicit for `cost` and `list`, empty
+// (the even cut, which ParamLayout computes) for `even`.
+std::vector<int> resolve_stage_starts(const StageCut& cut, const LlamaConfig& c, int pp, int v, int seq_len,
                                       bool recompute);
 
 }  // namespace lt

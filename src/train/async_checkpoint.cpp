@@ -1,5 +1,9 @@
 #include "train/async_checkpoint.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -10,6 +14,7 @@
 #include "ckpt/checkpoint.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timer.h"
 
 namespace lt {
 
@@ -58,6 +63,10 @@ class SubFlat final : public FlatAccess {
   FlatAccess& base_;
   size_t offset_, n_;
 };
+
+// The writer yields the cores to training (Linux: nice 19 for this thread alone): writing and
+// hashing cost CPU, and a compute thread that loses its core stalls its OpenMP team.
+void background_priority() { setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 19); }
 
 }  // namespace
 
@@ -122,6 +131,10 @@ void AsyncCheckpointWriter::run(const CheckpointJob& job) {
     HostFlat m(s.m.as<float>(), sw.optim ? n : 0), v(s.v.as<float>(), sw.optim ? n : 0);
     write_shard(job.tmp_dir, sw, &w, &master, &m, &v);
   }
+  finish_job(job);
+}
+
+void AsyncCheckpointWriter::finish_job(const CheckpointJob& job) {
   if (job.delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(job.delay_s));
   if (!job.meta) return;
   wait_for_shards(job.tmp_dir, *job.meta, job.peer_timeout_s);
@@ -133,12 +146,47 @@ void AsyncCheckpointWriter::start(CheckpointJob job) {
   LT_CHECK(!busy(), "checkpoint: a save was started while the previous one was still being written");
   error_ = nullptr;
   thread_ = std::thread([this, job = std::move(job)] {
+    background_priority();
     try {
       run(job);
     } catch (...) {
       error_ = std::current_exception();
     }
   });
+}
+
+void AsyncCheckpointWriter::start_live(CheckpointJob job, std::vector<ShardAccess> state,
+                                       std::vector<std::unique_ptr<FlatAccess>> access) {
+  LT_CHECK(!busy(), "checkpoint: a save was started while the previous one was still being written");
+  error_ = nullptr;
+  reading_ = true;
+  thread_ = std::thread([this, job = std::move(job), state = std::move(state), access = std::move(access)]() mutable {
+    background_priority();
+    try {
+      write(job, state);
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reading_ = false;
+    }
+    cv_.notify_all();
+    access.clear();
+    if (error_) return;
+    try {
+      finish_job(job);
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  });
+}
+
+double AsyncCheckpointWriter::release_state() {
+  Timer t;
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !reading_; });
+  return t.seconds();
 }
 
 void AsyncCheckpointWriter::wait() {

@@ -1,9 +1,14 @@
-// Asynchronous checkpoint writing (checkpoint.async): the step loop stops only for a host copy
-// of this rank's state, and the files are written and checksummed on a thread of their own.
+// Asynchronous checkpoint writing (checkpoint.async): the files are written and checksummed on
+// a thread of their own while training goes on.
 //
 //   save k:   wait for save k−1 on this rank (its files; on rank 0 also its finalisation)
 //             rank 0 creates step_k.tmp/, barrier                     (as a synchronous save)
-//             snapshot: weights (dp rank 0) and this rank's optimizer range → host buffers
+//             host memory (CPU): the writer reads the live weights and optimizer state, which
+//               nothing changes before the next optimizer update; the update first waits until
+//               the writer has read them (release_state(): copy-on-write at step granularity,
+//               no copy, and no wait at all when writing takes less than a step's compute)
+//             device memory: a snapshot — weights (dp rank 0) and this rank's optimizer range
+//               copied to host buffers between steps
 //             → writer thread: the shards with their .digest sidecars (size + xxhash64)
 //               rank 0's writer then waits until every file the checkpoint needs has its
 //               sidecar (each rank's writer leaves it last, after the file is renamed into
@@ -21,7 +26,9 @@
 // and host memory alone.
 #pragma once
 #include <cstddef>
+#include <condition_variable>
 #include <exception>
+#include <memory>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -73,6 +80,11 @@ class AsyncCheckpointWriter {
   void snapshot(const CheckpointJob& job, const std::vector<ShardAccess>& state);
   // Starts writing the snapshot; returns at once.
   void start(CheckpointJob job);
+  // Starts writing straight from `state` (host memory), which must not change until
+  // release_state() has returned; `access` keeps its FlatAccess objects alive meanwhile.
+  void start_live(CheckpointJob job, std::vector<ShardAccess> state, std::vector<std::unique_ptr<FlatAccess>> access);
+  // Until a live job has read the state (at once when there is none); the seconds waited.
+  double release_state();
   // Until the running job (if any) is done; rethrows its error.
   void wait();
   bool busy() const { return thread_.joinable(); }
@@ -82,6 +94,7 @@ class AsyncCheckpointWriter {
 
  private:
   void run(const CheckpointJob& job);
+  void finish_job(const CheckpointJob& job);  // delay hook, then rank 0 finalises
   struct Snapshot {
     Buffer weights, m, v;        // reused from save to save
     size_t weights_offset = 0;   // flat element held at weights[0]
@@ -89,6 +102,9 @@ class AsyncCheckpointWriter {
   std::vector<Snapshot> snaps_;
   std::thread thread_;
   std::exception_ptr error_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool reading_ = false;  // a live job still reads the state
 };
 
 // Rank 0: waits until every file `meta` implies is in `tmp_dir` with its .digest sidecar;

@@ -167,7 +167,9 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
     begin_checkpoint(cfg_.checkpoint_dir, pos.step);
   }
   world.barrier();
-  if (cfg_.checkpoint_async) {
+  if (cfg_.checkpoint_async && backend_.device() == Device::cpu) {
+    writer_.start_live(std::move(job), std::move(state), std::move(access));
+  } else if (cfg_.checkpoint_async) {
     writer_.snapshot(job, state);
     writer_.start(std::move(job));
   } else {
@@ -182,9 +184,19 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
   stall_s_ += stall;
   if (world.rank() == 0)
     log::info("checkpoint step {}: the step loop waited {:.3f} s ({})", pos.step, stall,
-              cfg_.checkpoint_async ? "state copied, files written in the background" : "written synchronously");
+              !cfg_.checkpoint_async ? "written synchronously"
+              : backend_.device() == Device::cpu
+                  ? "files written in the background; the next optimizer update waits until they have read the state"
+                  : "state copied, files written in the background");
 }
 
-void Checkpointer::finish() { writer_.wait(); }
+// Collective: no rank may exit before rank 0 has finalised the last checkpoint — a rank that
+// exits with 85 (stopped) makes mpirun / srun end the others, finalisation included.
+void Checkpointer::release_state() { stall_s_ += writer_.release_state(); }
+
+void Checkpointer::finish() {
+  writer_.wait();
+  groups_.world().barrier();
+}
 
 }  // namespace lt

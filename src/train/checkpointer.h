@@ -50,8 +50,11 @@ class Checkpointer {
   // With checkpoint.async it returns once the state is copied to host memory and writes the
   // files in the background (train/async_checkpoint.h), after waiting for the previous save.
   void save(const TrainPosition& pos, const nlohmann::json& scheduler);
-  // Waits until every save this rank started is written (rank 0: finalised); rethrows a
-  // background writer's error. Call before exiting.
+  // Before the optimizer changes the weights: waits until an asynchronous save writing from
+  // the live state (host memory) has read it; the wait counts as checkpoint stall.
+  void release_state();
+  // Waits until every save this rank started is written (rank 0: finalised), then for every
+  // rank (collective); rethrows a background writer's error. Call before exiting.
   void finish();
   int64_t written() const { return written_; }
   // Seconds the step loop spent inside save() (the stall checkpoints cost it).

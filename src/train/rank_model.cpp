@@ -14,7 +14,7 @@ RankModel::RankModel(ProcessGroups& groups, Backend& backend, TensorParallelOps*
   LT_CHECK(v == 1 || stages <= model.n_layers,
            "parallel.virtual_stages = {} x parallel.pp = {} = {} model chunks, more than the model's {} layers", v, d.pp,
            stages, model.n_layers);
-  starts_ = resolve_stage_starts(o.cut, model, stages, o.geometry.options.seq_len, o.geometry.options.recompute);
+  starts_ = resolve_stage_starts(o.cut, model, d.pp, v, o.geometry.options.seq_len, o.geometry.options.recompute);
   const std::vector<int> slots = PipelineSchedule::chunk_slots(d.pp, rc.pp_rank, o.micro_batches, v);
   for (int c = 0; c < v; ++c) {
     ModelChunk k;

@@ -96,7 +96,7 @@ void parse_value(T& out, const char* key, const std::string& v, KeyRange r) {
     if (!e) fail("config key '{}': expected {}, got '{}'", key, enum_choices<T>(), v);
     out = *e;
   } else if constexpr (std::is_same_v<T, StageCut>) {
-    out = parse_stage_cut(v, key);
+    out = parse_stage_cut(v, fmt::format("config key '{}'", key));
   } else if constexpr (std::is_same_v<T, std::vector<int>>) {
     out.clear();
     size_t p = 0;

@@ -180,6 +180,7 @@ StepResult Trainer::train_step(double lr) {
   if (r.skipped) return r;
   float coef = 1.0f;
   if (cfg_.grad_clip > 0 && cfg_.grad_clip / (r.grad_norm + 1e-6) < 1.0) coef = float(cfg_.grad_clip / (r.grad_norm + 1e-6));
+  ckpt_->release_state();  // an asynchronous save may still be reading the weights
   rank_->update(lr, coef, pos_.step + 1);
   return r;
 }

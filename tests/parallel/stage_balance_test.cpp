@@ -74,21 +74,65 @@ TEST(StageBalance, Stories15m) {
   StageCostModel m = stage_cost_model(c, 256, false);
   EXPECT_DOUBLE_EQ(m.layer, 6414336.0);
   EXPECT_DOUBLE_EQ(m.head, 55456000.0);
-  EXPECT_EQ(resolve_stage_starts({}, c, 2, 256, false), (std::vector<int>{0, 5}));
-  EXPECT_EQ(resolve_stage_starts({}, c, 3, 256, false), (std::vector<int>{0, 2, 5}));
-  EXPECT_EQ(resolve_stage_starts({StageCutMode::even, {}}, c, 2, 256, false), std::vector<int>{});
-  EXPECT_EQ(resolve_stage_starts({StageCutMode::list, {0, 2}}, c, 2, 256, false), (std::vector<int>{0, 2}));
+  EXPECT_EQ(resolve_stage_starts({}, c, 2, 1, 256, false), (std::vector<int>{0, 5}));
+  EXPECT_EQ(resolve_stage_starts({}, c, 3, 1, 256, false), (std::vector<int>{0, 2, 5}));
+  EXPECT_EQ(resolve_stage_starts({StageCutMode::even, {}}, c, 2, 1, 256, false), std::vector<int>{});
+  EXPECT_EQ(resolve_stage_starts({StageCutMode::list, {0, 2}}, c, 2, 1, 256, false), (std::vector<int>{0, 2}));
   // Full recomputation makes layers 4/3 dearer; the head is not recomputed.
   EXPECT_DOUBLE_EQ(stage_cost_model(c, 256, true).layer, 6414336.0 * 4 / 3);
   // llama2-7b at seq 4096: the head costs 0.6 of a layer, so the last stage never takes more
   // layers than the first.
   LlamaConfig big = preset_config("llama2-7b");
-  std::vector<int> s = resolve_stage_starts({}, big, 4, 4096, false);
+  std::vector<int> s = resolve_stage_starts({}, big, 4, 1, 4096, false);
   std::vector<int> n = stage_layer_counts(s, big.n_layers, 4);
   EXPECT_EQ(n[0] + n[1] + n[2] + n[3], 32);
   EXPECT_LE(n[3], n[0]);
   // The cut is a valid layout.
   for (int r = 0; r < 4; ++r) EXPECT_NO_THROW(ParamLayout(big, ShardSpec{1, 0, 4, r, s}));
+}
+
+// Interleaved: the ranks are balanced (a rank's cost is the sum of its chunks'), against an
+// exhaustive search over every cut into ranks·v chunks; each chunk keeps at least one layer.
+TEST(StageBalance, InterleavedBalancesRanks) {
+  for (double head : {0.0, 2.5, 8.6})
+    for (int ranks : {2, 3})
+      for (int v : {2, 3})
+        for (int layers = ranks * v; layers <= ranks * v + 5; ++layers) {
+          const StageCostModel m{1.0, 0.1, head};
+          std::vector<int> starts = balanced_stage_starts(m, layers, ranks, v);
+          std::vector<int> n = stage_layer_counts(starts, layers, ranks * v);
+          auto rank_costs = [&](const std::vector<int>& chunk_layers) {
+            std::vector<double> cost(size_t(ranks), 0.0);
+            for (int k = 0; k < ranks * v; ++k) cost[size_t(k % ranks)] += chunk_layers[size_t(k)];
+            for (int r = 0; r < ranks; ++r) cost[size_t(r)] = stage_cost(m, int(cost[size_t(r)]), r, ranks);
+            return cost;
+          };
+          for (int x : n) EXPECT_GE(x, 1);
+          double mx = 0;
+          for (double c : rank_costs(n)) mx = std::max(mx, c);
+          // Every composition of the layers into ranks·v positive chunk sizes.
+          double best = 1e300;
+          std::vector<int> cur;
+          std::function<void(int)> rec = [&](int left) {
+            if (int(cur.size()) == ranks * v - 1) {
+              cur.push_back(left);
+              double worst = 0;
+              for (double c : rank_costs(cur)) worst = std::max(worst, c);
+              best = std::min(best, worst);
+              cur.pop_back();
+              return;
+            }
+            for (int k = 1; k <= left - (ranks * v - int(cur.size()) - 1); ++k) {
+              cur.push_back(k);
+              rec(left - k);
+              cur.pop_back();
+            }
+          };
+          rec(layers);
+          EXPECT_DOUBLE_EQ(mx, best) << "head " << head << " ranks " << ranks << " v " << v << " layers " << layers;
+        }
+  // stories15M, pp 2, v 2: ranks 4 | 2 + head; the head's chunk keeps 1 layer.
+  EXPECT_EQ(resolve_stage_starts({}, preset_config("stories15m"), 2, 2, 256, false), (std::vector<int>{0, 2, 3, 5}));
 }
 
 TEST(StageBalance, ParsesAndNamesTheKeyOnBadInput) {
@@ -101,7 +145,7 @@ TEST(StageBalance, ParsesAndNamesTheKeyOnBadInput) {
   EXPECT_EQ(stage_cut_text(l), "[0,2,4]");
   for (const char* bad : {"0,-2", "0,x", "fast", "0,,2"}) {
     try {
-      parse_stage_cut(bad, "parallel.stage_starts");
+      parse_stage_cut(bad, "config key 'parallel.stage_starts'");
       ADD_FAILURE() << bad << " accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("config key 'parallel.stage_starts': expected auto, even or a list"),
