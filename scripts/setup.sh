@@ -9,6 +9,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev
       libpcre2-dev
       xxhash clang libclang-rt-14-dev libomp-dev
+      slurm-wlm munge   # tests/launch/slurm_test.sh: a one-node Slurm cluster
       )
 # xxhash: xxhsum, the fault-injection tests' independent checkpoint checker; clang, its runtime
 # and libomp: the libFuzzer targets (tests/fuzz/fuzz_bounded_test.sh).

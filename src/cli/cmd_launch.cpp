@@ -1,7 +1,8 @@
 // `llamatrain launch [--config run.yaml] [key=value ...] --procs-per-node N [--nodes M]
 // [--hostfile F] [--max-retries N] [--max-run 2d] [--hang-timeout S] [--no-healthcheck]
-// [--mpirun-args "..."] [--json]`: health check, start the ranks under mpirun, watch them,
-// retry and resume, stop cleanly at the wall-clock limit (launch/supervisor.h).
+// [--mpirun-args "..."] [--launcher auto|mpirun|srun] [--stop-before 10m] [--json]`: health
+// check, start the ranks under mpirun (or srun inside a Slurm allocation), watch them, retry
+// and resume, stop cleanly at the wall-clock limit (launch/supervisor.h).
 #include <unistd.h>
 
 #include <climits>
@@ -29,13 +30,15 @@ void register_launch(CLI::App& app) {
       "launch", "Run a training job under mpirun with health checks, automatic retry/resume and a wall-clock limit");
   struct Opts {
     LaunchOptions l;
-    std::string max_run, hang, startup, stop_grace, kill_grace, backoff, hc_timeout;
+    std::string max_run, hang, startup, stop_grace, kill_grace, backoff, hc_timeout, stop_before;
     bool no_healthcheck = false, no_host_probe = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--config", o->l.config, "YAML run config (as for `llamatrain train`)");
   cmd->add_option("overrides", o->l.overrides, "dotted key=value settings for the trainer, e.g. train.steps=100");
-  in_range(cmd->add_option("--procs-per-node", o->l.procs_per_node, "ranks per host")->required(), 1, 1 << 16);
+  in_range(cmd->add_option("--procs-per-node", o->l.procs_per_node,
+                           "ranks per host (required, except inside a Slurm allocation: its tasks per node)"),
+           1, 1 << 16);
   in_range(cmd->add_option("--nodes", o->l.nodes, "hosts to use (default: every hostfile host, or 1); further hostfile "
                                                   "hosts are spares that replace hosts failing the health check"),
            1, 1 << 20);
@@ -72,6 +75,16 @@ void register_launch(CLI::App& app) {
                  1, kDay);
   cmd->add_option("--mpirun", o->l.mpirun, "mpirun binary")->capture_default_str();
   cmd->add_option("--mpirun-args", o->l.mpirun_args, "extra mpirun options, e.g. \"--oversubscribe --bind-to none\"");
+  cmd->add_option("--launcher", o->l.launcher,
+                  "how ranks start: auto (srun inside a Slurm allocation, else mpirun), mpirun, srun")
+      ->check(CLI::IsMember({"auto", "mpirun", "srun"}))
+      ->capture_default_str();
+  cmd->add_option("--srun", o->l.srun, "srun binary")->capture_default_str();
+  cmd->add_option("--srun-args", o->l.srun_args, "extra srun options, e.g. \"--overcommit\"");
+  duration_range(cmd->add_option("--stop-before", o->stop_before,
+                                 "Slurm: stop the ranks (checkpoint, exit) this long before the allocation ends "
+                                 "(default 10m)"),
+                 0, kDay);
   cmd->add_flag("--dry-run", o->l.dry_run, "validate and print the layout and the mpirun command, start nothing");
   cmd->add_flag("--json", o->l.json, "print a JSON summary on stdout at the end");
   cmd->footer(
@@ -90,6 +103,7 @@ void register_launch(CLI::App& app) {
     l.stop_grace_s = dur(o->stop_grace, "--stop-grace", l.stop_grace_s);
     l.kill_grace_s = dur(o->kill_grace, "--kill-grace", l.kill_grace_s);
     l.healthcheck_timeout_s = dur(o->hc_timeout, "--healthcheck-timeout", l.healthcheck_timeout_s);
+    l.stop_before_s = dur(o->stop_before, "--stop-before", l.stop_before_s);
     if (o->backoff == "0" || o->backoff == "0s")
       l.backoff_s = 0;
     else
@@ -97,6 +111,7 @@ void register_launch(CLI::App& app) {
     l.healthcheck = !o->no_healthcheck;
     l.probe_hosts = !o->no_host_probe;
     l.self_exe = self_exe();
+    l.local_cores = count_local_cores();
     int rc = run_launch(l);
     if (rc != 0) std::exit(rc);
   });

@@ -1,9 +1,11 @@
 // `llamatrain plan --model SPEC --nodes N --procs-per-node P --tp T --pp P --gbs G --seq S
-// [--mbs M] [--zero1] [--recompute full|none] [--sequence-parallel] [--precision bf16|fp32]
+// [--mbs M] [--zero1] [--recompute full|none] [--virtual-stages V] [--stage-starts auto|even|0,a,..]
+// [--sequence-parallel] [--precision bf16|fp32]
 // [--steps N] [--device cpu|h100|h200|trn1] [--mfu 0.4] [--buffers] [--json]`: what a layout costs before
 // it runs (parallel/plan.h says how each number is computed). `--config run.yaml [key=value ...]`
 // takes the layout from a run config (options given on the command line win) and adds the run's
 // learning-rate plan (train/schedule.h).
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -25,8 +27,24 @@ std::string human_seconds(double s) {
   return fmt::format("{:.1f} days", s / 86400);
 }
 
+// The first layer of every (virtual) stage, in layer order.
+std::vector<int> first_layers(const TrainPlan& p) {
+  std::vector<int> f;
+  for (const StageMemory& m : p.stages)
+    for (auto [first, n] : m.chunks) f.push_back(first);
+  std::sort(f.begin(), f.end());
+  return f;
+}
+
+double total_cost(const TrainPlan& p) {
+  double t = 0;
+  for (const StageMemory& m : p.stages) t += m.cost;
+  return t;
+}
+
 nlohmann::json to_json(const TrainPlan& p) {
   const JobLayout& L = p.layout;
+  const double total_cost = lt::cli::total_cost(p);
   nlohmann::json stages = nlohmann::json::array();
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const StageMemory& m = p.stages[i];
@@ -34,7 +52,8 @@ nlohmann::json to_json(const TrainPlan& p) {
     nlohmann::json comm = {{"tp_payload_bytes", cm.tp_payload}, {"tp_sent_bytes", cm.tp_sent},
                            {"pp_payload_bytes", cm.pp_payload}, {"pp_sent_bytes", cm.pp_sent},
                            {"dp_payload_bytes", cm.dp_payload}, {"dp_sent_bytes", cm.dp_sent}};
-    stages.push_back({{"comm_per_step", comm},{"stage", m.stage}, {"layers", m.layers}, {"params", m.params}, {"in_flight", m.in_flight},
+    stages.push_back({{"comm_per_step", comm}, {"stage", m.stage}, {"first_layer", m.first_layer}, {"layers", m.layers},
+                      {"cost_flops_per_token", m.cost}, {"cost_share", m.cost / total_cost}, {"params", m.params}, {"in_flight", m.in_flight},
                       {"weights_bytes", m.weights}, {"gradients_bytes", m.gradients}, {"optimizer_bytes", m.optimizer},
                       {"activations_bytes", m.activations}, {"activations_full_bytes", m.activations_full},
                       {"activations_recompute_bytes", m.activations_recompute},
@@ -56,7 +75,9 @@ nlohmann::json to_json(const TrainPlan& p) {
           {"micro_batches", L.micro_batches},
           {"seq_len", L.seq_len},
           {"tokens_per_step", p.tokens_per_step},
-          {"pipeline_bubble", L.bubble()},
+          {"pipeline_bubble", p.bubble},
+          {"virtual_stages", p.options.virtual_stages},
+          {"stage_starts", first_layers(p)},
           {"zero1", o.zero1},
           {"recompute", o.recompute ? "full" : "none"},
           {"sequence_parallel", o.sequence_parallel},
@@ -87,8 +108,25 @@ void print_human(const TrainPlan& p) {
   std::printf("  batch      %d sequences x %d tokens = %.3fM tokens/step; per replica %d = %d micro-batches of %d\n",
               L.global_batch, L.seq_len, double(p.tokens_per_step) / 1e6, L.per_replica_batch, L.micro_batches,
               L.micro_batch);
-  std::printf("  pipeline   1F1B bubble (p-1)/(m+p-1) = %d/%d = %.1f%%\n", L.pp - 1, L.micro_batches + L.pp - 1,
-              100.0 * L.bubble());
+  const int v = o.virtual_stages;
+  if (v == 1)
+    std::printf("  pipeline   1F1B bubble (p-1)/(m+p-1) = %d/%d = %.1f%%\n", L.pp - 1, L.micro_batches + L.pp - 1,
+                100.0 * p.bubble);
+  else
+    std::printf("  pipeline   interleaved 1F1B, %d chunks per rank: bubble (p-1)/(v*m+p-1) = %d/%d = %.1f%% (v=1: %.1f%%)\n",
+                v, L.pp - 1, v * L.micro_batches + L.pp - 1, 100.0 * p.bubble, 100.0 * L.bubble());
+  if (L.pp > 1) {
+    const double total = total_cost(p);
+    std::printf("  stages     cut %s (parallel.stage_starts=%s); cost per token, forward + backward:\n",
+                stage_cut_text({StageCutMode::list, first_layers(p)}).c_str(), stage_cut_text(o.cut).c_str());
+    for (const StageMemory& m : p.stages) {
+      std::string layers;
+      for (auto [first, n] : m.chunks) layers += fmt::format("{}{}-{}", layers.empty() ? "" : ", ", first, first + n - 1);
+      std::printf("    stage %d: layers %s%s%s  %.3g GFLOP (%.1f%%)\n", m.stage, layers.c_str(),
+                  m.stage == 0 ? " + embedding" : "", m.stage == L.pp - 1 ? " + LM head + loss" : "", m.cost / 1e9,
+                  100.0 * m.cost / total);
+    }
+  }
   std::printf("  memory per rank (GiB; tp rank 0 of each stage; activations for the micro-batches in flight)\n");
   std::printf("    %5s %6s %9s %8s %8s %8s %10s %10s %9s %8s %8s\n", "stage", "layers", "params(M)", "weights", "grads",
               "optim", "acts-full", "acts-recmp", "workspace", "runtime", "total");
@@ -122,7 +160,7 @@ void print_human(const TrainPlan& p) {
 void register_plan(CLI::App& app) {
   auto* cmd = app.add_subcommand("plan", "Memory, FLOPs and time of a parallel training layout, before running it");
   struct Opts {
-    std::string model, recompute = "none", config;
+    std::string model, recompute = "none", config, cut = "auto";
     std::vector<std::string> overrides;
     PlanOptions plan;
     double peak_tflops = 0, runtime_mib = 0;
@@ -148,6 +186,12 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--zero1", p.zero1, "Shard the optimizer state over data-parallel ranks (ZeRO-1)");
   cmd->add_option("--recompute", o->recompute, "Activation recomputation")
       ->check(CLI::IsMember({"full", "none"}))
+      ->capture_default_str();
+  in_range(cmd->add_option("--virtual-stages", p.virtual_stages,
+                           "Model chunks per pipeline rank (interleaved 1F1B, parallel.virtual_stages)")
+               ->capture_default_str(),
+           1, 4096);
+  cmd->add_option("--stage-starts", o->cut, "Pipeline cut: auto (by cost), even, or first layers e.g. 0,3,5")
       ->capture_default_str();
   cmd->add_flag("--sequence-parallel", p.sequence_parallel,
                 "Sequence parallelism (parallel.sequence_parallel): residual stream and norms sharded over tp");
@@ -190,6 +234,8 @@ void register_plan(CLI::App& app) {
       if (unset("--precision")) p.precision = enum_name(rc.precision);
       if (unset("--steps")) p.steps = rc.steps;
       if (unset("--no-pack-weights")) p.pack_weights = rc.pack_weights;
+      if (unset("--virtual-stages")) p.virtual_stages = rc.virtual_stages;
+      if (unset("--stage-starts")) o->cut = stage_cut_text(rc.stage_starts);
       const LrSchedule sched{rc.schedule,       rc.lr,           rc.min_lr,         rc.warmup_steps,   rc.decay_steps,
                              rc.cooldown_steps, rc.decay_fraction, rc.decay_shape, rc.warmup_start_lr};
       lr_plan = sched.describe(rc.steps);
@@ -198,6 +244,7 @@ void register_plan(CLI::App& app) {
              "plan: --model, --gbs and --seq are required (or --config with a run config)");
     LlamaConfig c = resolve_model_config(o->model);
     p.recompute = o->recompute == "full";
+    p.cut = parse_stage_cut(o->cut, "--stage-starts");
     p.peak_flops = o->peak_tflops * 1e12;
     p.runtime_bytes = o->runtime_mib * 1024.0 * 1024.0;
     TrainPlan plan = make_train_plan(c, p);

@@ -30,13 +30,20 @@ struct LaunchOptions {
   double healthcheck_timeout_s = 600;
   std::string mpirun = "mpirun";
   std::string mpirun_args;             // split on spaces, inserted before the program
+  std::string launcher = "auto";       // auto (srun inside a Slurm allocation, else mpirun) | mpirun | srun
+  std::string srun = "srun";
+  std::string srun_args;               // split on spaces, inserted before the program
+  double stop_before_s = 600;          // Slurm: stop (checkpoint and exit) this long before the allocation ends
   std::string self_exe;                // the llamatrain binary the ranks run (same path on every host)
+  int local_cores = 0;                 // cores of this machine, as mpirun counts slots (0: unknown)
   bool json = false, dry_run = false;
 };
 
-// The hosts of one attempt: the first `nodes` usable hostfile hosts; the rest are spares.
+// The hosts of one attempt: the first `nodes` usable hostfile (or Slurm allocation) hosts; the
+// rest are spares.
 struct Placement {
-  std::vector<std::string> hosts;  // empty: no hostfile (this machine, or the scheduler's allocation)
+  std::vector<std::string> hosts;  // empty: no hostfile (this machine)
+  bool slurm = false;              // hosts are Slurm nodes: ranks start with srun
   std::vector<std::string> spares;
   int nodes = 1, procs_per_node = 1;
   int world() const { return nodes * procs_per_node; }
@@ -54,7 +61,24 @@ std::vector<std::string> hosts_of_ranks(const Placement& p, const std::vector<in
 // when the layout still fits. Throws lt::Error saying why not otherwise.
 Placement exclude_hosts(const Placement& p, const std::vector<std::string>& bad, const RunConfig& cfg);
 
+// True when the job runs on this machine alone (no hostfile) with more ranks than o.local_cores:
+// mpirun would refuse it ("not enough slots"), so the launcher oversubscribes instead.
+bool oversubscribes(const LaunchOptions& o, const Placement& p);
+
 // mpirun argv (without the program) for `p`; `hostfile_path` is where the caller wrote p.hosts.
+// When oversubscribes(): --oversubscribe --bind-to none (each rank may use any core), unless
+// --mpirun-args already says how to place ranks.
 std::vector<std::string> mpirun_prefix(const LaunchOptions& o, const Placement& p, const std::string& hostfile_path);
+
+// srun argv (without the program) for `p`: one task per rank on exactly p.hosts (--nodelist, so
+// a node left out is not used again), block distribution (ranks fill nodes in order, as
+// hosts_of_ranks assumes), PMIx for MPI, the whole step killed when a task fails.
+std::vector<std::string> srun_prefix(const LaunchOptions& o, const Placement& p);
+// srun_prefix for a Slurm placement, else mpirun_prefix.
+std::vector<std::string> launch_prefix(const LaunchOptions& o, const Placement& p, const std::string& hostfile_path);
+
+// Cores of this machine as OpenMPI counts slots: distinct (physical id, core id) pairs of
+// /proc/cpuinfo, else the online CPUs.
+int count_local_cores();
 
 }  // namespace lt

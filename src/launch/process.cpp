@@ -73,14 +73,16 @@ bool reap(pid_t pid, int& status) {
 }
 
 namespace {
-// A /proc file of a process that may exit while it is read: "" when it cannot be read (an
-// ifstream read through istreambuf_iterator would throw std::ios_base::failure with ESRCH).
-std::string read_proc(const std::string& path) {
-  try {
-    return read_file(path);
-  } catch (const Error&) {
-    return "";
-  }
+// A /proc file's text, or "" when it cannot be read (the process may end meanwhile: a read
+// then fails with ESRCH, which iostreams would throw).
+std::string read_proc_file(const std::string& path) {
+  std::string out;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+  close(fd);
+  return out;
 }
 
 // pid -> parent pid for every process in /proc.
@@ -92,7 +94,7 @@ std::map<pid_t, pid_t> process_parents() {
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end || pid <= 0) continue;
-    std::string s = read_proc(std::string("/proc/") + e->d_name + "/stat");
+    const std::string s = read_proc_file(std::string("/proc/") + e->d_name + "/stat");
     size_t rp = s.rfind(')');  // the command name may contain spaces and parentheses
     if (rp == std::string::npos) continue;
     std::istringstream rest(s.substr(rp + 1));
@@ -105,16 +107,37 @@ std::map<pid_t, pid_t> process_parents() {
   return parents;
 }
 
-int rank_of(pid_t pid) {
-  std::string env = read_proc("/proc/" + std::to_string(pid) + "/environ");
-  for (const char* key : {"OMPI_COMM_WORLD_RANK=", "PMIX_RANK="}) {
-    size_t at = 0;
-    while ((at = env.find(key, at)) != std::string::npos) {
-      if (at == 0 || env[at - 1] == '\0') return std::atoi(env.c_str() + at + std::strlen(key));
-      at += 1;
-    }
+std::string read_environ(pid_t pid) { return read_proc_file("/proc/" + std::to_string(pid) + "/environ"); }
+
+// The value of `key` ("NAME=") in a NUL-separated environment block; nullptr when absent.
+const char* env_value(const std::string& env, const char* key) {
+  size_t at = 0;
+  while ((at = env.find(key, at)) != std::string::npos) {
+    if (at == 0 || env[at - 1] == '\0') return env.c_str() + at + std::strlen(key);
+    at += 1;
   }
+  return nullptr;
+}
+
+int rank_in(const std::string& env) {
+  for (const char* key : {"OMPI_COMM_WORLD_RANK=", "PMIX_RANK="})
+    if (const char* v = env_value(env, key)) return std::atoi(v);
   return -1;
+}
+
+// Ranks of this launch anywhere on this machine, whoever started them (under srun they are
+// slurmstepd's children): processes whose environment carries this launcher's LT_LAUNCH_ID.
+std::vector<pid_t> tagged_processes() {
+  std::vector<pid_t> out;
+  const char* id = std::getenv("LT_LAUNCH_ID");
+  if (!id || !*id) return out;
+  for (const auto& [pid, ppid] : process_parents()) {
+    if (pid == getpid()) continue;
+    const std::string env = read_environ(pid);
+    if (const char* v = env_value(env, "LT_LAUNCH_ID="); v && std::strcmp(v, id) == 0 && rank_in(env) >= 0)
+      out.push_back(pid);
+  }
+  return out;
 }
 }  // namespace
 
@@ -145,8 +168,10 @@ std::vector<pid_t> descendants() {
 
 std::map<int, pid_t> local_ranks() {
   std::map<int, pid_t> ranks;
-  for (pid_t p : descendants()) {
-    int r = rank_of(p);
+  std::vector<pid_t> procs = descendants(), tagged = tagged_processes();
+  procs.insert(procs.end(), tagged.begin(), tagged.end());
+  for (pid_t p : procs) {
+    int r = rank_in(read_environ(p));
     // mpirun's own helpers do not carry a rank; a rank's own children (none today) would
     // carry its rank too, so keep the lowest pid (the rank itself starts first).
     if (r >= 0 && (!ranks.count(r) || p < ranks[r])) ranks[r] = p;
@@ -156,7 +181,8 @@ std::map<int, pid_t> local_ranks() {
 
 void kill_all_descendants() {
   for (int round = 0; round < 50; ++round) {
-    auto pids = descendants();
+    auto pids = descendants(), tagged = tagged_processes();
+    pids.insert(pids.end(), tagged.begin(), tagged.end());
     for (pid_t p : pids) kill(p, SIGKILL);
     while (waitpid(-1, nullptr, WNOHANG) > 0) {
     }

@@ -29,11 +29,13 @@ bool reap(pid_t pid, int& status);
 // Every live process below this one (children, their children, and orphans adopted by the
 // subreaper), from /proc.
 std::vector<pid_t> descendants();
-// Local ranks among them: world rank (OMPI_COMM_WORLD_RANK / PMIX_RANK in their environment)
-// -> pid.
+// Ranks of this launch on this machine: world rank (OMPI_COMM_WORLD_RANK / PMIX_RANK in their
+// environment) -> pid, among the descendants and the processes carrying this launcher's
+// LT_LAUNCH_ID (srun's tasks are slurmstepd's children, not ours).
 std::map<int, pid_t> local_ranks();
 
-// SIGKILLs every descendant and reaps them all (bounded wait).
+// SIGKILLs every descendant and every rank of this launch on this machine, and reaps them
+// all (bounded wait).
 void kill_all_descendants();
 
 // "mpirun -np 4 ..." for logs (arguments with spaces quoted).

@@ -25,6 +25,7 @@
 #include "launch/fault.h"
 #include "launch/launch_log.h"
 #include "launch/process.h"
+#include "launch/slurm.h"
 #include "train/metrics.h"  // format_duration
 
 namespace lt {
@@ -153,7 +154,7 @@ bool Supervisor::wait_or_interrupted(double seconds) {
 }
 
 std::vector<std::string> Supervisor::train_argv(int attempt) const {
-  std::vector<std::string> a = mpirun_prefix(o_, place_, hostfile_path_);
+  std::vector<std::string> a = launch_prefix(o_, place_, hostfile_path_);
   a.insert(a.end(), {o_.self_exe, "train"});
   if (!o_.config.empty()) a.insert(a.end(), {"--config", o_.config});
   a.insert(a.end(), o_.overrides.begin(), o_.overrides.end());
@@ -173,8 +174,8 @@ std::vector<std::string> Supervisor::train_argv(int attempt) const {
 
 HealthResult Supervisor::health_check() {
   HealthResult r;
-  if (!place_.hosts.empty()) write_hostfile(hostfile_path_, place_.hosts, place_.procs_per_node);
-  std::vector<std::string> a = mpirun_prefix(o_, place_, hostfile_path_);
+  if (!place_.hosts.empty() && !place_.slurm) write_hostfile(hostfile_path_, place_.hosts, place_.procs_per_node);
+  std::vector<std::string> a = launch_prefix(o_, place_, hostfile_path_);
   a.insert(a.end(), {o_.self_exe, "healthcheck", "--json", "--tp", std::to_string(cfg_.tp), "--pp",
                      std::to_string(cfg_.pp)});
   std::istringstream extra(o_.healthcheck_args);
@@ -187,7 +188,7 @@ HealthResult Supervisor::health_check() {
   // Test hook: a host that turns bad during the job (health checks after the first attempt).
   if (const char* later = std::getenv("LT_FAULT_HEALTHCHECK_LATER"); later && jobs_started_ > 0)
     co.env.push_back(std::string("LT_HEALTHCHECK_FAULT=") + later);
-  if (!co.env.empty() && std::find(a.begin(), a.end(), "LT_HEALTHCHECK_FAULT") == a.end())
+  if (!co.env.empty() && !place_.slurm && std::find(a.begin(), a.end(), "LT_HEALTHCHECK_FAULT") == a.end())
     a.insert(a.begin() + 1, {"-x", "LT_HEALTHCHECK_FAULT"});
   pid_t pid = spawn(a, co);
   int status = -1;
@@ -270,7 +271,7 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
   const std::string hb_path = cfg_.run_dir + "/heartbeat.json", exit_path = cfg_.run_dir + "/exit.json";
   std::remove(hb_path.c_str());  // progress is judged on this attempt's heartbeats only
   std::remove(exit_path.c_str());
-  if (!place_.hosts.empty()) write_hostfile(hostfile_path_, place_.hosts, place_.procs_per_node);
+  if (!place_.hosts.empty() && !place_.slurm) write_hostfile(hostfile_path_, place_.hosts, place_.procs_per_node);
   int64_t resume_step = newest_checkpoint_step(cfg_.checkpoint_dir);
   std::vector<std::string> argv = train_argv(attempt);
   json rec = {{"attempt", attempt}, {"world", place_.world()}, {"hosts", place_.hosts}, {"resume_step", resume_step}};
@@ -356,8 +357,9 @@ json Supervisor::run_attempt(int attempt, Outcome& outcome) {
   rec.update({{"exit_status", status}, {"outcome", outcome_name(outcome)}, {"first_step", first_step},
               {"last_step", step}, {"checkpoint_step", ckpt}, {"seconds", since(t0)}});
   log_.event("attempt_end",
-             fmt::format("attempt {} {}: mpirun exit status {}, last step {}, newest checkpoint step {}, {:.1f} s",
-                         attempt, outcome_name(outcome), status, step, ckpt, since(t0)),
+             fmt::format("attempt {} {}: {} exit status {}, last step {}, newest checkpoint step {}, {:.1f} s",
+                         attempt, outcome_name(outcome), place_.slurm ? "srun" : "mpirun", status, step, ckpt,
+                         since(t0)),
              rec, outcome != Outcome::completed && outcome != Outcome::stopped);
   return rec;
 }
@@ -477,13 +479,25 @@ bool on_path(const std::string& prog) {
 
 }  // namespace
 
+int run_slurm_launch(LaunchOptions& o, RunConfig cfg, const SlurmAllocation& a);
+int start_launch(const LaunchOptions& o, RunConfig cfg, Placement p);
+
 int run_launch(const LaunchOptions& o) {
   RunConfig cfg = load_run_config(o.config, o.overrides);
-  LT_CHECK(o.procs_per_node > 0, "--procs-per-node: the number of ranks per host must be a positive integer, got {}",
+  LT_CHECK(o.procs_per_node >= 0, "--procs-per-node: the number of ranks per host must be a positive integer, got {}",
            o.procs_per_node);
   LT_CHECK(o.nodes >= 0, "--nodes: must be positive, got {}", o.nodes);
   LT_CHECK(o.max_retries >= 0, "--max-retries: must be >= 0");
   LT_CHECK(o.hang_timeout_s > 0 && o.startup_timeout_s > 0, "--hang-timeout / --startup-timeout: must be positive");
+  LT_CHECK(o.launcher == "auto" || o.launcher == "mpirun" || o.launcher == "srun",
+           "--launcher: expected auto, mpirun or srun, got '{}'", o.launcher);
+  std::optional<SlurmAllocation> slurm = o.launcher == "mpirun" ? std::nullopt : detect_slurm();
+  LT_CHECK(o.launcher != "srun" || slurm, "--launcher srun: not inside a Slurm allocation (SLURM_JOB_ID and "
+           "SLURM_JOB_NODELIST are not set; run under sbatch or salloc)");
+  if (slurm && o.launcher == "auto" && !on_path(o.srun)) slurm.reset();  // an allocation without srun here
+  LaunchOptions lo = o;
+  if (slurm) return run_slurm_launch(lo, std::move(cfg), *slurm);
+  LT_CHECK(o.procs_per_node > 0, "--procs-per-node is required: the number of ranks per host (a positive integer)");
   LT_CHECK(on_path(o.mpirun), "--mpirun: '{}' not found or not executable (install OpenMPI: apt-get install "
            "openmpi-bin, or give its path with --mpirun)", o.mpirun);
   Placement p;
@@ -499,16 +513,58 @@ int run_launch(const LaunchOptions& o) {
   } else {
     p.nodes = o.nodes > 0 ? o.nodes : 1;
   }
+  return start_launch(o, std::move(cfg), std::move(p));
+}
+
+// Inside a Slurm allocation: its nodes (the first --nodes of them; the rest are spares that
+// replace nodes failing the health check) and tasks per node, srun for every step, and a
+// wall-clock stop --stop-before the allocation's end.
+int run_slurm_launch(LaunchOptions& o, RunConfig cfg, const SlurmAllocation& a) {
+  LT_CHECK(o.hostfile.empty(), "--hostfile: not used inside a Slurm allocation (job {} has nodes {}); leave it out, "
+           "or give --launcher mpirun", a.job_id, fmt::join(a.nodes, ","));
+  LT_CHECK(on_path(o.srun), "--srun: '{}' not found or not executable inside Slurm job {}", o.srun, a.job_id);
+  Placement p;
+  p.slurm = true;
+  p.procs_per_node = o.procs_per_node > 0 ? o.procs_per_node : a.tasks_per_node;
+  LT_CHECK(p.procs_per_node > 0, "Slurm job {} does not say its tasks per node (SLURM_NTASKS_PER_NODE): give "
+           "--procs-per-node or sbatch --ntasks-per-node", a.job_id);
+  p.nodes = o.nodes > 0 ? o.nodes : int(a.nodes.size());
+  LT_CHECK(p.nodes <= int(a.nodes.size()), "--nodes {}: Slurm job {} has only {} node(s) ({})", p.nodes, a.job_id,
+           a.nodes.size(), fmt::join(a.nodes, ","));
+  for (int i = 0; i < int(a.nodes.size()); ++i) (i < p.nodes ? p.hosts : p.spares).push_back(a.nodes[size_t(i)]);
+  if (a.seconds_left > 0) {
+    const double until = a.seconds_left - o.stop_before_s;
+    LT_CHECK(until > 0, "Slurm job {} ends in {:.0f} s, within --stop-before {:.0f} s: no time to train", a.job_id,
+             a.seconds_left, o.stop_before_s);
+    if (o.max_run_s <= 0 || until < o.max_run_s) o.max_run_s = until;
+  }
+  log::info("launch: Slurm job {}: {} node(s) x {} task(s) ({}{}), srun starts the ranks{}", a.job_id, p.nodes,
+            p.procs_per_node, fmt::join(p.hosts, ","), p.spares.empty() ? "" : fmt::format("; spares {}", fmt::join(p.spares, ",")),
+            a.seconds_left > 0 ? fmt::format("; the allocation ends in {}, the ranks stop {} before", format_duration(a.seconds_left),
+                                             format_duration(o.stop_before_s))
+                               : "");
+  return start_launch(o, std::move(cfg), std::move(p));
+}
+
+int start_launch(const LaunchOptions& o, RunConfig cfg, Placement p) {
+  // Ranks carry the launch's id in their environment, so the launcher finds its ranks on this
+  // machine wherever they were started from (mpirun's children, or slurmstepd's under srun).
+  setenv("LT_LAUNCH_ID", fmt::format("{}-{}", getpid(), std::chrono::steady_clock::now().time_since_epoch().count()).c_str(), 1);
   JobLayout layout = check_layout(p, cfg);
   for (const auto& w : layout.warnings) log::warn("launch: layout: {}", w);
+  if (oversubscribes(o, p))
+    log::info("launch: {} ranks on this machine's {} cores: oversubscribing (mpirun --oversubscribe --bind-to none; "
+              "each rank gets {} OpenMP thread(s))",
+              p.procs_per_node, o.local_cores, std::max(1, o.local_cores / p.procs_per_node));
   if (o.dry_run) {
-    std::vector<std::string> a = mpirun_prefix(o, p, cfg.run_dir + "/launch_hostfile");
+    std::vector<std::string> a = launch_prefix(o, p, cfg.run_dir + "/launch_hostfile");
     a.insert(a.end(), {o.self_exe, "train"});
     if (!o.config.empty()) a.insert(a.end(), {"--config", o.config});
     a.insert(a.end(), o.overrides.begin(), o.overrides.end());
     json j = {{"world", p.world()}, {"nodes", p.nodes}, {"procs_per_node", p.procs_per_node}, {"tp", layout.tp},
               {"pp", layout.pp}, {"dp", layout.dp}, {"micro_batches", layout.micro_batches}, {"hosts", p.hosts},
-              {"spares", p.spares}, {"command", join_command(a)}};
+              {"spares", p.spares}, {"launcher", p.slurm ? "srun" : "mpirun"}, {"max_run_s", o.max_run_s},
+              {"command", join_command(a)}};
     std::printf("%s\n", o.json ? j.dump(2).c_str()
                                : fmt::format("{} ranks: tp{} pp{} dp{}, {} micro-batches per replica\n{}", p.world(),
                                              layout.tp, layout.pp, layout.dp, layout.micro_batches, join_command(a))

@@ -47,6 +47,17 @@ class TensorParallelOps {
   virtual void reduce_scatter_rows(const float* full, float* local, int64_t n_local);
 };
 
+// Told which parameter gradients are complete, as a forward (the last stage's fused head
+// backward) or a backward runs: elements [begin, end) of grads() hold their final values for
+// the micro-batch being run. The pipeline sets it for a step's last micro-batch, so that the
+// data-parallel reduction of those gradients can start while the rest of the backward runs
+// (train/grad_reducer.h). Ranges may include the alignment padding between parameters.
+class GradReadyHook {
+ public:
+  virtual ~GradReadyHook() = default;
+  virtual void grads_ready(size_t begin, size_t end) = 0;
+};
+
 // A pipeline message: a region of the stage's (backend) memory, the same size on both ends.
 struct StageMessage {
   void* data = nullptr;
@@ -92,12 +103,25 @@ class Stage {
   virtual void backward(int slot) = 0;
   // Σ loss of the forwards since the last call (last stage; 0 elsewhere). May wait for the device.
   virtual double take_loss() = 0;
+  // Where forward/backward report gradient ranges as they complete (nullptr: nowhere). A stage
+  // that never reports is correct too: its gradients then count as complete when the pipeline
+  // returns, and nothing overlaps. On a device, report once the producing work is enqueued on
+  // the stream the communicator orders after.
+  virtual void set_grad_ready_hook(GradReadyHook* hook) { (void)hook; }
 
   // --- Pipeline messages (rows() x D values each).
   virtual StageMessage input_message(int slot) = 0;  // receive the stage input of `slot` here
   virtual StageMessage output_message(int slot) = 0;  // the stage output of `slot`, after forward
   virtual StageMessage output_grad_message() = 0;     // receive the gradient of the output here
   virtual StageMessage input_grad_message() = 0;      // the gradient of the input, after backward
+  // Where the output gradient of `slot` is received when the stage keeps one buffer per slot
+  // (StageOptions::slot_grads): an interleaved pipeline receives one micro-batch's gradient
+  // while sending another's input gradient from input_grad_message(), and the last stage's
+  // head gradient must wait there for its backward. Default: the shared output_grad_message().
+  virtual StageMessage slot_grad_message(int slot) {
+    (void)slot;
+    return output_grad_message();
+  }
 
   // Last stage, after forward(slot): the logits [B·T, Vl] of this rank's vocabulary range,
   // copied to the host (evaluation and tests; training never materialises them).

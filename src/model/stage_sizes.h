@@ -32,6 +32,8 @@ struct StageOptions {
   bool forward_only = false;
   // Document masking (Stage::set_inputs): each slot keeps its micro-batch's document starts.
   bool document_mask = false;
+  // One output-gradient buffer per slot (Stage::slot_grad_message): interleaved pipelines.
+  bool slot_grads = false;
 };
 
 // Everything a stage's buffer sizes depend on.

@@ -37,6 +37,9 @@ class CommRequest {
  public:
   virtual ~CommRequest() = default;
   virtual void wait() = 0;
+  // True once complete (then wait() returns at once); lets the operation move on meanwhile (MPI
+  // progresses only inside its calls). An implementation that cannot tell returns false.
+  virtual bool test() { return false; }
 };
 using Request = std::unique_ptr<CommRequest>;
 
@@ -63,6 +66,14 @@ class Comm {
     all_gather_bytes(in, out, n_per_rank * sizeof(float));
   }
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
+
+  // Non-blocking sum of `n` floats over the group, delivered to `root`: there `out` gets the
+  // sum of every rank's `in`, each element folded in the order all_reduce_sum folds it, so with
+  // the same bits (overlapped gradient reduction relies on it); `out` may be `in`; other ranks
+  // pass nullptr. `in` must stay unchanged, and `out` unread, until the request completes.
+  // Only where nonblocking_reduce() is true; callers fall back to the blocking collectives.
+  virtual bool nonblocking_reduce() const { return false; }
+  virtual Request ireduce_sum(const float* in, float* out, size_t n, int root);
 
   // Point to point; `peer` is a rank of this group. Messages between two ranks with the same
   // tag arrive in the order they were sent.

@@ -60,6 +60,30 @@ class MpiRequest : public CommRequest {
   }
 };
 
+class MpiComm;
+
+// ireduce_sum: root receives every other rank's `in` into scratch (one slot per rank) and folds
+// them in rank order when the request completes; the others' sends complete on their own.
+class MpiReduceRequest : public CommRequest {
+ public:
+  MpiReduceRequest(MpiComm* comm, const float* in, float* out, size_t n, int root);
+  ~MpiReduceRequest() override;
+  void wait() override;
+  bool test() override;
+
+ private:
+  void complete();
+  MpiComm* comm_;
+  const float* in_;
+  float* out_;
+  size_t n_;
+  bool root_, done_ = false;
+  std::vector<MPI_Request> reqs_;
+  std::vector<float> scratch_;       // root: the values not received into `out`
+  std::vector<const float*> src_;    // root: where rank q's values are
+  friend class MpiComm;
+};
+
 class MpiComm : public Comm {
  public:
   // Takes ownership of `comm`. Internal collective traffic runs on a duplicate, so its
@@ -129,6 +153,14 @@ class MpiComm : public Comm {
     char* p = static_cast<char*>(data);
     for (size_t s = 0; s < bytes; s += kMaxMessageBytes)
       check(MPI_Bcast(p + s, int(std::min(kMaxMessageBytes, bytes - s)), MPI_BYTE, root, inner_), "MPI_Bcast");
+  }
+
+  bool nonblocking_reduce() const override { return true; }
+  Request ireduce_sum(const float* in, float* out, size_t n, int root) override {
+    check_peer(root, "ireduce_sum");
+    LT_CHECK(n * sizeof(float) <= kMaxMessageBytes, "comm: ireduce_sum of {} floats exceeds one message", n);
+    Op op(this, "ireduce_sum", n * sizeof(float), rank_ == root ? 0 : n * sizeof(float));
+    return std::make_unique<MpiReduceRequest>(this, in, out, n, root);
   }
 
   void send(const void* data, size_t bytes, int peer, int tag) override { isend(data, bytes, peer, tag)->wait(); }
@@ -262,6 +294,25 @@ class MpiComm : public Comm {
     }
   }
 
+  friend class MpiReduceRequest;
+  // ireduce_sum's messages: on the internal communicator, a tag of their own.
+  static constexpr int kReduceTag = 7;
+  // Receive buffers of ireduce_sum, kept from step to step (a fresh one would page-fault).
+  std::vector<float> take_scratch(size_t n) {
+    std::vector<float> v;
+    if (n == 0) return v;
+    if (!scratch_pool_.empty()) {
+      v = std::move(scratch_pool_.back());
+      scratch_pool_.pop_back();
+    }
+    if (v.size() < n) v.resize(n);
+    return v;
+  }
+  void give_scratch(std::vector<float>&& v) {
+    if (!v.empty()) scratch_pool_.push_back(std::move(v));
+  }
+  std::vector<std::vector<float>> scratch_pool_;
+
   MPI_Comm comm_, inner_ = MPI_COMM_NULL;
   bool owned_;
   int rank_ = 0, size_ = 1;
@@ -271,6 +322,79 @@ class MpiComm : public Comm {
   std::vector<const void*> src_;
   std::vector<MPI_Request> reqs_;
 };
+
+// The root receives rank 0's values straight into `out` (or rank 1's, when it is rank 0 and
+// not in place), the others into scratch: (p − 2) buckets of scratch, (p − 1) in place.
+MpiReduceRequest::MpiReduceRequest(MpiComm* comm, const float* in, float* out, size_t n, int root)
+    : comm_(comm), in_(in), out_(out), n_(n), root_(comm->rank_ == root) {
+  const int p = comm->size_, me = comm->rank_;
+  if (n == 0) return;
+  if (!root_) {
+    reqs_.emplace_back();
+    check(MPI_Isend(in, int(n), MPI_FLOAT, root, MpiComm::kReduceTag, comm->inner_, &reqs_.back()), "MPI_Isend");
+    return;
+  }
+  const bool in_place = out == in;
+  scratch_ = comm->take_scratch(n * size_t(in_place ? p - 1 : p - 2));
+  size_t next = 0;
+  auto slot = [&] { return scratch_.data() + (next++) * n; };
+  src_.assign(size_t(p), nullptr);
+  src_[size_t(me)] = in;
+  if (in_place && me > 0) {  // the fold writes `out` before it adds this rank's values: keep them
+    float* own = slot();
+    std::memcpy(own, in, n * sizeof(float));
+    src_[size_t(me)] = own;
+  }
+  for (int q = 0; q < p; ++q) {
+    if (q == me) continue;
+    float* dst = q == 0 || (me == 0 && q == 1 && !in_place) ? out : slot();
+    src_[size_t(q)] = dst;
+    reqs_.emplace_back();
+    check(MPI_Irecv(dst, int(n), MPI_FLOAT, q, MpiComm::kReduceTag, comm->inner_, &reqs_.back()), "MPI_Irecv");
+  }
+}
+
+MpiReduceRequest::~MpiReduceRequest() {
+  if (!reqs_.empty()) MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
+  comm_->give_scratch(std::move(scratch_));
+}
+
+// out = ((x0 + x1) + x2) + ... in rank order, element by element the loop MpiComm::fold runs
+// (x0 + x1 computed as x0's own + received x1 when x1 was received into `out`: the same sum).
+void MpiReduceRequest::complete() {
+  reqs_.clear();
+  done_ = true;
+  if (!root_ || n_ == 0) return;
+  const int p = comm_->size_, me = comm_->rank_;
+  int q = 1;  // x0 is in `out` (received, or this rank's own in place)
+  if (me == 0 && out_ != in_) {
+    for (size_t i = 0; i < n_; ++i) out_[i] = in_[i] + out_[i];
+    q = 2;
+  }
+  for (; q < p; ++q) {
+    const float* x = src_[size_t(q)];
+    for (size_t i = 0; i < n_; ++i) out_[i] += x[i];
+  }
+  comm_->give_scratch(std::move(scratch_));
+}
+
+bool MpiReduceRequest::test() {
+  if (done_) return true;
+  int flag = 0;
+  MpiComm::Op op(comm_, "ireduce_test", 0, 0);
+  comm_->stats_.calls--;  // progress polls are not calls of their own
+  check(MPI_Testall(int(reqs_.size()), reqs_.data(), &flag, MPI_STATUSES_IGNORE), "MPI_Testall");
+  if (flag) complete();
+  return done_;
+}
+
+void MpiReduceRequest::wait() {
+  if (done_) return;
+  MpiComm::Op op(comm_, "ireduce_wait", 0, 0);
+  comm_->stats_.calls--;
+  check(MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  complete();
+}
 
 }  // namespace
 

@@ -5,8 +5,13 @@
 
 #include "core/error.h"
 #include "model/layout.h"
+#include "parallel/pipeline_program.h"
 
 namespace lt {
+
+double pipeline_bubble(int pp, int micro_batches, int v) {
+  return double(pp - 1) / double(v * micro_batches + pp - 1);
+}
 
 namespace {
 constexpr double kMiB = 1024.0 * 1024.0;
@@ -35,12 +40,14 @@ double device_peak_flops(const std::string& device, const std::string& precision
 
 Device plan_backend(const std::string& device) { return device == "cpu" ? Device::cpu : Device::cuda; }
 
-StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
-                           bool sequence_parallel) {
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, const PlanOptions& o,
+                           const std::vector<int>& stage_starts) {
+  const bool zero1 = o.zero1, recompute = o.recompute, sequence_parallel = o.sequence_parallel;
   ShardSpec spec;
   spec.tp = L.tp;
   spec.pp = L.pp;
   spec.pp_rank = stage;
+  spec.stage_starts = stage_starts;
   ParamLayout layout(c, spec);
   const int nl = layout.layers().end - layout.layers().begin;
   const bool first = stage == 0, last = stage == L.pp - 1;
@@ -75,7 +82,8 @@ StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, 
     // The optimizer pads the flat buffer to a multiple of 16 x dp (train/optimizer.h).
     const double unit = 16.0 * L.dp, padded = std::ceil(double(layout.total()) / unit) * unit * 4.0;
     const double frac = double(L.dp - 1) / L.dp;
-    r.dp_payload = zero1 ? 2.0 * padded : padded;  // reduce-scatter + all-gather, or all-reduce
+    // reduce-scatter + all-gather, or all-reduce (overlapped: bucketed sums + all-gather)
+    r.dp_payload = zero1 || o.overlap_grad_reduce ? 2.0 * padded : padded;
     r.dp_sent = 2.0 * padded * frac;
   }
   return r;
@@ -96,71 +104,102 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
   const int64_t N = int64_t(L.micro_batch) * L.seq_len;
   p.tokens_per_step = int64_t(L.global_batch) * L.seq_len;
 
-  // FLOPs per token of one layer (matmuls x 6, causal attention x 6 / 2) and of the LM head.
-  const double D = c.dim, KVd = c.kv_dim(), F = c.hidden_dim, V = c.vocab_size, T = L.seq_len;
-  const double layer_flops = 6.0 * (2 * D * D + 2 * D * KVd + 3 * D * F) + 6.0 * T * D;
-  const double head_flops = 6.0 * V * D;
+  // FLOPs per token of one layer (matmuls x 6, causal attention x 6 / 2; 4/3 of it with
+  // recomputation), of the embedding and of the LM head + cross-entropy.
+  const double D = c.dim;
+  const StageCostModel cost = stage_cost_model(c, L.seq_len, o.recompute);
   p.model_flops_per_step = c.flops_per_token(L.seq_len) * double(p.tokens_per_step);
-  const double recompute_factor = o.recompute ? 4.0 / 3.0 : 1.0;  // one more forward of every layer
-  p.hardware_flops_per_step = (layer_flops * c.n_layers * recompute_factor + head_flops) * double(p.tokens_per_step);
+  p.hardware_flops_per_step = (cost.layer * c.n_layers + cost.head) * double(p.tokens_per_step);
+  const int v = o.virtual_stages, stages = v * L.pp;
+  LT_CHECK(v >= 1 && (v == 1 || stages <= c.n_layers),
+           "plan: --virtual-stages {} x --pp {} = {} model chunks, more than the model's {} layers", v, L.pp, stages,
+           c.n_layers);
+  p.stage_starts = resolve_stage_starts(o.cut, c, L.pp, v, L.seq_len, o.recompute);
+  JobLayout virt = L;  // the chunks as the stages of a v·pp pipeline (each rank's v chunks summed)
+  virt.pp = stages;
 
   double slowest_stage_flops = 0;  // per replica and token, over the tp group
   for (int st = 0; st < L.pp; ++st) {
-    StageGeometry g;
-    g.config = c;
-    g.shard.tp = L.tp;
-    g.shard.pp = L.pp;
-    g.shard.pp_rank = st;
-    g.options.micro_batch = L.micro_batch;
-    g.options.seq_len = L.seq_len;
-    g.options.slots = std::min(L.pp - st, L.micro_batches);
-    g.options.precision = bf16 ? Precision::bf16 : Precision::fp32;
-    g.options.pack_weights = o.pack_weights;
-    g.options.sequence_parallel = o.sequence_parallel;
-    g.dp = L.dp;
-    g.zero1 = o.zero1 && L.dp > 1;
-    g.threads = backend == Device::cpu ? o.cores_per_rank : 1;
-    if (g.options.sequence_parallel && L.tp > 1)
-      LT_CHECK(N % L.tp == 0,
-               "plan: --sequence-parallel needs --mbs x --seq = {} tokens per micro-batch divisible by --tp = {}", N,
-               L.tp);
-    g.options.recompute = false;
-    const StageSizes full = stage_sizes(backend, g);
-    g.options.recompute = true;
-    const StageSizes recomputed = stage_sizes(backend, g);
-    const StageSizes& planned = o.recompute ? recomputed : full;
-    ParamLayout layout(c, g.shard);
+    const std::vector<int> slots =
+        v == 1 ? std::vector<int>{std::min(L.pp - st, L.micro_batches)} : interleaved_programs(L.pp, v, L.micro_batches)[size_t(st)].slots;
     StageMemory m;
     m.stage = st;
-    m.layers = layout.layers().end - layout.layers().begin;
-    m.params = int64_t(layout.total());
-    m.in_flight = g.options.slots;
-    m.weights = planned.bytes(MemKind::weights);
-    m.gradients = planned.bytes(MemKind::gradients);
-    m.optimizer = planned.bytes(MemKind::optimizer);
-    m.activations_full = full.bytes(MemKind::activations);
-    m.activations_recompute = recomputed.bytes(MemKind::activations);
-    m.activations = planned.bytes(MemKind::activations);
-    m.workspace = planned.bytes(MemKind::workspace);
+    m.in_flight = 0;
+    StageSizes planned;
+    StageComm comm;
+    for (int ch = 0; ch < v; ++ch) {
+      StageGeometry g;
+      g.config = c;
+      g.shard.tp = L.tp;
+      g.shard.pp = stages;
+      g.shard.pp_rank = ch * L.pp + st;
+      g.shard.stage_starts = p.stage_starts;
+      g.options.micro_batch = L.micro_batch;
+      g.options.seq_len = L.seq_len;
+      g.options.slots = slots[size_t(ch)];
+      g.options.slot_grads = v > 1;
+      g.options.precision = bf16 ? Precision::bf16 : Precision::fp32;
+      g.options.pack_weights = o.pack_weights;
+      g.options.sequence_parallel = o.sequence_parallel;
+      g.dp = L.dp;
+      g.zero1 = o.zero1 && L.dp > 1;
+      g.threads = backend == Device::cpu ? o.cores_per_rank : 1;
+      if (g.options.sequence_parallel && L.tp > 1)
+        LT_CHECK(N % L.tp == 0,
+                 "plan: --sequence-parallel needs --mbs x --seq = {} tokens per micro-batch divisible by --tp = {}", N,
+                 L.tp);
+      g.options.recompute = false;
+      const StageSizes full = stage_sizes(backend, g);
+      g.options.recompute = true;
+      const StageSizes recomputed = stage_sizes(backend, g);
+      const StageSizes& chunk_planned = o.recompute ? recomputed : full;
+      ParamLayout layout(c, g.shard);
+      const int layers = layout.layers().end - layout.layers().begin;
+      if (ch == 0) m.first_layer = layout.layers().begin;
+      m.chunks.push_back({layout.layers().begin, layers});
+      m.layers += layers;
+      m.cost += stage_cost(cost, layers, g.shard.pp_rank, stages);
+      m.params += int64_t(layout.total());
+      m.in_flight += g.options.slots;
+      m.weights += chunk_planned.bytes(MemKind::weights);
+      m.gradients += chunk_planned.bytes(MemKind::gradients);
+      m.optimizer += chunk_planned.bytes(MemKind::optimizer);
+      m.activations_full += full.bytes(MemKind::activations);
+      m.activations_recompute += recomputed.bytes(MemKind::activations);
+      m.activations += chunk_planned.bytes(MemKind::activations);
+      m.workspace += chunk_planned.bytes(MemKind::workspace);
+      for (StageBuffer b : chunk_planned.buffers) {
+        if (v > 1) b.name = fmt::format("chunk{}.{}", ch, b.name);
+        planned.buffers.push_back(b);
+      }
+      const StageComm cc = stage_comm_bytes(c, virt, g.shard.pp_rank, o, p.stage_starts);
+      comm.tp_payload += cc.tp_payload, comm.tp_sent += cc.tp_sent;
+      comm.pp_payload += cc.pp_payload, comm.pp_sent += cc.pp_sent;
+      comm.dp_payload += cc.dp_payload, comm.dp_sent += cc.dp_sent;
+    }
     // Outside the stage: the communicator's scratch for the largest reduction (gradients over
     // dp, activations over tp; MpiComm works in segments), and the loader's token samples,
     // inputs and targets.
     const double P = double(m.params);
-    const double reduced = std::max(L.dp > 1 ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
+    const bool overlap = o.overlap_grad_reduce && L.dp > 1;
+    const double reduced = std::max(L.dp > 1 && !overlap ? 4.0 * P : 0.0, L.tp > 1 ? 4.0 * double(N) * D : 0.0);
     if (reduced > 0) m.workspace += std::min(kCommSegmentBytes, reduced) * 1.5;
+    if (overlap)  // the receive buffers of the pending buckets this rank owns (at most its range)
+      m.workspace += std::min(kMaxGradBucketsInFlight * o.grad_bucket_bytes, 4.0 * P / L.dp) *
+                     double(o.zero1 ? L.dp - 2 : L.dp - 1);
     m.workspace += 3.0 * L.per_replica_batch * (L.seq_len + 1) * 4.0;
     m.runtime = o.runtime_bytes > 0 ? o.runtime_bytes : kRuntimeBytes;
     p.stages.push_back(m);
     p.tables.push_back(planned);
-    p.comm.push_back(stage_comm_bytes(c, L, st, o.zero1, o.recompute, o.sequence_parallel));
+    p.comm.push_back(comm);
     if (m.total() > p.stages[p.peak_stage].total()) p.peak_stage = st;
-    double stage_flops = layer_flops * m.layers * recompute_factor + (st == L.pp - 1 ? head_flops : 0.0);
-    slowest_stage_flops = std::max(slowest_stage_flops, stage_flops / L.tp);
+    slowest_stage_flops = std::max(slowest_stage_flops, m.cost / L.tp);
   }
 
   const double tokens_per_replica = double(L.per_replica_batch) * L.seq_len;
   const double compute_s = slowest_stage_flops * tokens_per_replica / (p.peak_flops_per_rank * o.efficiency);
-  p.step_seconds = compute_s * double(L.micro_batches + L.pp - 1) / double(L.micro_batches);
+  p.bubble = pipeline_bubble(L.pp, L.micro_batches, v);
+  p.step_seconds = compute_s / (1.0 - p.bubble);
   p.total_seconds = p.step_seconds * double(o.steps);
   p.mfu = p.model_flops_per_step / (p.step_seconds * L.world * p.peak_flops_per_rank);
 
@@ -169,8 +208,14 @@ TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o) {
     p.notes.push_back("sequence parallelism: the residual stream and norms (N x D) divided by tp");
   if (o.device == "cpu" && bf16) p.notes.push_back("cpu: activations counted in fp32 (the CPU trainer's storage)");
   if (o.device == "trn1") p.notes.push_back("trn1: memory estimated with the CUDA stage's buffer table");
-  p.notes.push_back("step time: slowest stage at the given efficiency, stretched by the 1F1B bubble; "
-                    "communication assumed overlapped (not modelled)");
+  if (v > 1)
+    p.notes.push_back(fmt::format("interleaved 1F1B: {} chunks per rank ({} virtual stages); activations counted for "
+                                  "the chunk passes in flight",
+                                  v, stages));
+  p.notes.push_back(v > 1 ? "step time: slowest rank at the given efficiency, stretched by the interleaved bubble; "
+                            "communication assumed overlapped (not modelled)"
+                          : "step time: slowest stage at the given efficiency, stretched by the 1F1B bubble; "
+                            "communication assumed overlapped (not modelled)");
   return p;
 }
 

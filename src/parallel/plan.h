@@ -11,6 +11,11 @@
 // ours, is estimated with the CUDA stage's table). The reported rank is the stage with the
 // largest total.
 //
+// Layers are cut as the trainer cuts them (parallel.stage_starts, stage_balance.h: by cost by
+// default); each stage's cost per token is reported. With interleaving (virtual_stages = v)
+// a rank holds v chunks: its memory, cost and traffic are their sums, its activation slots
+// those of the interleaved program (parallel/pipeline_program.h).
+//
 // Time: the slowest stage's FLOPs / (peak x efficiency), stretched by the 1F1B schedule to
 // (m + pp - 1) / m; communication is assumed hidden (not modelled). MFU is reported back.
 #pragma once
@@ -22,6 +27,7 @@
 #include "model/layout.h"
 #include "model/stage_sizes.h"
 #include "parallel/job_layout.h"
+#include "parallel/stage_balance.h"
 
 namespace lt {
 
@@ -31,6 +37,10 @@ struct PlanOptions {
   bool recompute = false;
   bool pack_weights = true;  // cpu fp32: packed GEMM copies of the weights (train.pack_weights)
   bool sequence_parallel = false;
+  StageCut cut;                    // parallel.stage_starts (default auto: by cost)
+  bool overlap_grad_reduce = true;  // parallel.overlap_grad_reduce
+  double grad_bucket_bytes = 8.0 * 1048576;  // parallel.grad_bucket_mb
+  int virtual_stages = 1;           // parallel.virtual_stages (interleaved 1F1B)
   std::string precision = "bf16";  // bf16 | fp32
   int64_t steps = 1500;
   std::string device = "cpu";      // cpu | h100 | h200 | trn1
@@ -42,9 +52,11 @@ struct PlanOptions {
 
 struct StageMemory {
   int stage = 0;
-  int layers = 0;
+  int first_layer = 0, layers = 0;
+  std::vector<std::pair<int, int>> chunks;  // (first layer, layers) of each model chunk of the rank
+  double cost = 0;     // FLOPs per token, forward + backward, of the whole stage (stage_balance.h)
   int64_t params = 0;  // this rank's parameters
-  int in_flight = 1;   // micro-batches whose activations are held
+  int in_flight = 0;   // micro-batches whose activations are held (interleaved: chunk passes)
   double weights = 0, gradients = 0, optimizer = 0;
   double activations = 0;              // as planned (with or without recomputation)
   double activations_full = 0;         // without recomputation
@@ -70,18 +82,22 @@ struct StageComm {
   double pp_payload = 0, pp_sent = 0;
   double dp_payload = 0, dp_sent = 0;
 };
-StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, bool zero1, bool recompute,
-                           bool sequence_parallel = false);
+// With o.overlap_grad_reduce and without ZeRO-1 the dp all-reduce is a bucketed sum to the
+// range owners plus an all-gather: the same bytes sent, twice the payload handed to the comm.
+StageComm stage_comm_bytes(const LlamaConfig& c, const JobLayout& L, int stage, const PlanOptions& o,
+                           const std::vector<int>& stage_starts = {});
 
 struct TrainPlan {
   std::string model;
   JobLayout layout;
   PlanOptions options;
   int64_t tokens_per_step = 0;
+  std::vector<int> stage_starts;    // the cut the trainer makes for these options (empty: even)
   std::vector<StageMemory> stages;  // one per pipeline stage (tp rank 0)
   std::vector<StageComm> comm;      // the same stages' communication per step
   std::vector<StageSizes> tables;   // the same stages' buffer tables (as planned)
   int peak_stage = 0;               // the stage with the largest total
+  double bubble = 0;                // (pp − 1) / (v·m + pp − 1)
   double model_flops_per_step = 0;     // 6·N·params + attention (config.h), per step
   double hardware_flops_per_step = 0;  // + the recomputed forward
   double peak_flops_per_rank = 0;
@@ -89,6 +105,13 @@ struct TrainPlan {
   std::vector<std::string> notes;
 };
 
+// Overlapped gradient reduction (train/grad_reducer.h): buckets pending at once per reducer.
+// A range owner receives each pending bucket of its own from dp − 2 peers into scratch (dp − 1
+// without ZeRO-1; the first arrives in place), which plan counts as workspace.
+constexpr int kMaxGradBucketsInFlight = 8;
+
+// Idle share of a pipeline step: (pp − 1) / (v·m + pp − 1) (1F1B at v = 1, interleaved above).
+double pipeline_bubble(int pp, int micro_batches, int v);
 // Per-rank peak FLOP/s of a device for a precision; throws listing the devices.
 double device_peak_flops(const std::string& device, const std::string& precision, int cores_per_rank);
 TrainPlan make_train_plan(const LlamaConfig& c, const PlanOptions& o);

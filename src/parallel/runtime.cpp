@@ -4,8 +4,10 @@
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
+#include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 
@@ -114,6 +116,13 @@ Runtime::~Runtime() {
   } catch (const std::exception& e) {
     log::error("{}", e.what());
   }
+}
+
+void Runtime::set_compute_threads(int configured) const {
+  int threads = configured;
+  if (threads <= 0 && std::getenv("OMP_NUM_THREADS")) threads = omp_get_max_threads();
+  if (threads <= 0) threads = std::max(1, int(sysconf(_SC_NPROCESSORS_ONLN)) / std::max(1, launch_.local_size));
+  omp_set_num_threads(threads);
 }
 
 }  // namespace lt

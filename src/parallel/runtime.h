@@ -43,6 +43,9 @@ class Runtime {
   bool distributed() const { return mpi_; }
   const LaunchInfo& launch() const { return launch_; }
   const std::string& host() const { return host_; }
+  // OpenMP threads of this rank: `configured` when positive (train.threads), else
+  // OMP_NUM_THREADS when set, else the host's cores shared evenly by its ranks.
+  void set_compute_threads(int configured) const;
   // Collective: waits for every rank, frees the communicators and ends MPI. Called by the
   // destructor on a normal exit; call it early to exit with a status after finalising.
   // Communicators split from world() must be destroyed before this.

@@ -7,13 +7,14 @@
 #include "ckpt/tensor_source.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "model/init.h"
 
 namespace lt {
 
-Checkpointer::Checkpointer(const RunConfig& cfg, const LlamaConfig& model, ProcessGroups& groups, Stage& stage,
-                           ShardedAdamW& opt, Backend& backend, const FaultHooks& hooks)
-    : cfg_(cfg), model_(model), groups_(groups), stage_(stage), opt_(opt), backend_(backend), hooks_(hooks) {}
+Checkpointer::Checkpointer(const RunConfig& cfg, const LlamaConfig& model, ProcessGroups& groups, RankModel& rank,
+                           Backend& backend, const FaultHooks& hooks)
+    : cfg_(cfg), model_(model), groups_(groups), rank_(rank), backend_(backend), hooks_(hooks) {}
 
 Checkpointer::~Checkpointer() = default;
 
@@ -36,18 +37,21 @@ TrainPosition Checkpointer::load(const CheckpointRef& ref) {
   const CheckpointMeta& m = ref.meta;
   LT_CHECK(same_architecture(m.config, model_), "checkpoint {} holds a model with {}, but model '{}' has {}", ref.dir,
            architecture_summary(m.config), cfg_.model, architecture_summary(model_));
-  const ParamLayout& layout = stage_.layout();
-  float* w = stage_.weights();
-  load_model(ref, layout, *backend_.access(w, layout.total()));
-  const size_t total = layout.total(), b = std::min(opt_.begin(), total), e = std::min(opt_.end(), total);
-  // fp32 training: the master weights are the weights themselves.
-  load_optimizer(ref, layout, b, e, *backend_.access(w + b, e - b), *backend_.access(opt_.exp_avg(), e - b),
-                 *backend_.access(opt_.exp_avg_sq(), e - b));
-  stage_.refresh_weights();
-  const ShardSpec& s = layout.shard();
+  for (int c = 0; c < rank_.chunks(); ++c) {
+    ModelChunk& k = rank_.chunk(c);
+    const ParamLayout& layout = *k.layout;
+    float* w = k.stage->weights();
+    load_model(ref, layout, *backend_.access(w, layout.total()));
+    const size_t total = layout.total(), b = std::min(k.opt->begin(), total), e = std::min(k.opt->end(), total);
+    // fp32 training: the master weights are the weights themselves.
+    load_optimizer(ref, layout, b, e, *backend_.access(w + b, e - b), *backend_.access(k.opt->exp_avg(), e - b),
+                   *backend_.access(k.opt->exp_avg_sq(), e - b));
+    k.stage->refresh_weights();
+  }
+  const ParallelDims& d = groups_.dims();
   if (groups_.world().rank() == 0)
-    log::info("loaded {} (step {}, saved at tp{} pp{} dp{}, running at tp{} pp{} dp{})", ref.dir, m.step, m.tp, m.pp,
-              m.dp, s.tp, s.pp, groups_.dims().dp);
+    log::info("loaded {} (step {}, saved at tp{} pp{} dp{}, running at tp{} pp{}{} dp{})", ref.dir, m.step, m.tp, m.pp,
+              m.dp, d.tp, d.pp, rank_.chunks() > 1 ? fmt::format(" v{}", rank_.chunks()) : "", d.dp);
   return {m.step, m.tokens_seen, m.data_position, m.extra, m.scheduler};
 }
 
@@ -85,31 +89,38 @@ TrainPosition Checkpointer::restore_or_init() {
     return p;
   }
 
-  const ParamLayout& layout = stage_.layout();
-  auto w = backend_.access(stage_.weights(), layout.total());
-  if (cfg_.init.empty()) {
-    init_weights(layout, *w, cfg_.seed);
-    if (world.rank() == 0) {
-      log::info("initialised {} weights from seed {}", model_.name, cfg_.seed);
-      log::info("start: a fresh run from random weights: step 0, new optimizer state, data from its beginning");
-    }
-  } else {
-    auto src = open_weights(cfg_.init);
+  std::unique_ptr<TensorSource> src;
+  if (!cfg_.init.empty()) {
+    src = open_weights(cfg_.init);
     LT_CHECK(same_architecture(src->config(), model_), "init '{}' holds a model with {}, but model '{}' has {}",
              cfg_.init, architecture_summary(src->config()), cfg_.model, architecture_summary(model_));
-    load_weights(*src, layout, *w);
-    if (world.rank() == 0) {
+  }
+  for (int c = 0; c < rank_.chunks(); ++c) {
+    ModelChunk& k = rank_.chunk(c);
+    auto w = backend_.access(k.stage->weights(), k.layout->total());
+    if (src)
+      load_weights(*src, *k.layout, *w);
+    else
+      init_weights(*k.layout, *w, cfg_.seed);
+    w.reset();
+    k.stage->refresh_weights();
+  }
+  if (world.rank() == 0) {
+    if (src) {
       log::info("initialised weights from {}", src->describe());
       log::info("start: init_mode weights: the weights of {}; reset: optimizer state (zero), step (0), learning-rate "
                 "schedule (from its start), data position (every source from its first sample)",
                 cfg_.init);
+    } else {
+      log::info("initialised {} weights from seed {}", model_.name, cfg_.seed);
+      log::info("start: a fresh run from random weights: step 0, new optimizer state, data from its beginning");
     }
   }
-  stage_.refresh_weights();
   return {};
 }
 
 TrainPosition Checkpointer::rollback(int64_t at_step) {
+  writer_.wait();  // the newest checkpoint may still be being written
   int64_t at = -1;
   Comm& world = groups_.world();
   if (world.rank() == 0)
@@ -120,48 +131,92 @@ TrainPosition Checkpointer::rollback(int64_t at_step) {
 }
 
 void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& scheduler) {
+  Timer timer;
+  writer_.wait();  // the next save waits for the previous one
   Comm& world = groups_.world();
   const RankCoords& rc = groups_.coords();
   const int dp = groups_.dims().dp;
-  const ParamLayout& layout = stage_.layout();
-  const std::string tmp = checkpoint_tmp_dir(cfg_.checkpoint_dir, pos.step);
-  if (world.rank() == 0) begin_checkpoint(cfg_.checkpoint_dir, pos.step);
-  world.barrier();
-  float* w = stage_.weights();
-  const size_t total = layout.total();
-  if (rc.dp_rank == 0) write_model_shard(tmp, layout, *backend_.access(w, total), DType::F32);
-  if (opt_.zero1() || rc.dp_rank == 0) {
+  CheckpointJob job;
+  job.root = cfg_.checkpoint_dir;
+  job.tmp_dir = checkpoint_tmp_dir(cfg_.checkpoint_dir, pos.step);
+  // With a remote, retention waits for the remote copies (the sync applies checkpoint.keep).
+  job.keep_last = sync_ ? 0 : cfg_.checkpoint_keep;
+  job.delay_s = hooks_.save_delay_s;
+  std::vector<std::unique_ptr<FlatAccess>> access;
+  std::vector<ShardAccess> state;
+  for (int c = 0; c < rank_.chunks(); ++c) {
+    ModelChunk& k = rank_.chunk(c);
+    const size_t total = k.layout->total();
+    ShardWrite w;
+    w.layout = k.layout.get();
     // ZeRO-1: each data-parallel rank writes its range; otherwise dp rank 0 writes everything.
-    const size_t b = std::min(opt_.begin(), total), e = std::min(opt_.end(), total);
-    const int part = opt_.zero1() ? rc.dp_rank : 0, parts = opt_.zero1() ? dp : 1;
-    write_optim_shard(tmp, layout, part, parts, b, e, *backend_.access(w + b, e - b),
-                      *backend_.access(opt_.exp_avg(), e - b), *backend_.access(opt_.exp_avg_sq(), e - b));
+    w.model = rc.dp_rank == 0;
+    w.optim = k.opt->zero1() || rc.dp_rank == 0;
+    w.part = k.opt->zero1() ? rc.dp_rank : 0;
+    w.parts = k.opt->zero1() ? dp : 1;
+    w.begin = std::min(k.opt->begin(), total);
+    w.end = std::min(k.opt->end(), total);
+    job.shards.push_back(w);
+    access.push_back(backend_.access(k.stage->weights(), total));
+    access.push_back(backend_.access(k.opt->exp_avg(), w.end - w.begin));
+    access.push_back(backend_.access(k.opt->exp_avg_sq(), w.end - w.begin));
+    state.push_back({access[access.size() - 3].get(), access[access.size() - 2].get(), access.back().get()});
   }
-  hooks_.delay_save();  // test hook: a kill mid-save finds the shards written, nothing final
-  world.barrier();
   if (world.rank() == 0) {
+    const ShardSpec& s = rank_.chunk(0).layout->shard();
     CheckpointMeta m;
     m.step = pos.step;
     m.tokens_seen = pos.tokens_seen;
     m.config = model_;
-    m.tp = layout.shard().tp;
-    m.pp = layout.shard().pp;
-    m.stage_starts = layout.shard().stage_starts;
+    m.tp = s.tp;
+    m.pp = s.pp;  // v·pp with an interleaved pipeline: its chunks are the shards
+    m.stage_starts = s.stage_starts;
     m.dp = dp;
-    m.optim_parts = opt_.zero1() ? dp : 1;
+    m.optim_parts = rank_.chunk(0).opt->zero1() ? dp : 1;
     m.model_dtype = DType::F32;
     m.data_position = pos.data_position;
     m.data_seed = cfg_.seed;
     m.scheduler = scheduler;
     m.extra = pos.extra;
     m.extra["run_config"] = cfg_.resolved;
-    // With a remote, retention waits for the remote copies (the sync applies checkpoint.keep).
-    const std::string dir = finalize_checkpoint(cfg_.checkpoint_dir, m, sync_ ? 0 : cfg_.checkpoint_keep);
-    log::info("checkpoint saved: {}", dir);
-    if (sync_) sync_->checkpoint_saved();
+    job.meta = std::move(m);
+    job.on_final = [this](const std::string& dir) {
+      log::info("checkpoint saved: {}", dir);
+      if (sync_) sync_->checkpoint_saved();
+    };
+    begin_checkpoint(cfg_.checkpoint_dir, pos.step);
+  }
+  world.barrier();
+  if (cfg_.checkpoint_async && backend_.device() == Device::cpu) {
+    writer_.start_live(std::move(job), std::move(state), std::move(access));
+  } else if (cfg_.checkpoint_async) {
+    writer_.snapshot(job, state);
+    writer_.start(std::move(job));
+  } else {
+    AsyncCheckpointWriter::write(job, state);
+    hooks_.delay_save();  // test hook: a kill mid-save finds the shards written, nothing final
+    world.barrier();
+    if (job.meta) job.on_final(finalize_checkpoint(job.root, *job.meta, job.keep_last));
+    world.barrier();
   }
   ++written_;
-  world.barrier();
+  const double stall = timer.seconds();
+  stall_s_ += stall;
+  if (world.rank() == 0)
+    log::info("checkpoint step {}: the step loop waited {:.3f} s ({})", pos.step, stall,
+              !cfg_.checkpoint_async ? "written synchronously"
+              : backend_.device() == Device::cpu
+                  ? "files written in the background; the next optimizer update waits until they have read the state"
+                  : "state copied, files written in the background");
+}
+
+// Collective: no rank may exit before rank 0 has finalised the last checkpoint — a rank that
+// exits with 85 (stopped) makes mpirun / srun end the others, finalisation included.
+void Checkpointer::release_state() { stall_s_ += writer_.release_state(); }
+
+void Checkpointer::finish() {
+  writer_.wait();
+  groups_.world().barrier();
 }
 
 }  // namespace lt

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/buffer.h"
 #include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -13,15 +14,48 @@
 
 namespace lt {
 
-void StepStats::add(double seconds, bool counted) {
-  if (!counted) {
-    first_ = seconds;
-    return;
-  }
-  sum_ += seconds;
-  ++n_;
+StepMeter::StepMeter(int64_t tokens_per_step, double flops_per_step, double peak_flops, int64_t steps,
+                     int64_t seq_len)
+    : tokens_per_step_(tokens_per_step),
+      steps_(steps),
+      seq_len_(seq_len),
+      flops_per_step_(flops_per_step),
+      peak_flops_(peak_flops),
+      first_loss_(std::nan("")),
+      last_loss_(std::nan("")) {}
+
+void StepMeter::start() {
+  clock_.reset();
+  faults0_ = page_faults();
 }
-double StepStats::mean() const { return n_ ? sum_ / double(n_) : first_; }
+
+StepRecord StepMeter::finish(int64_t step, int64_t tokens_seen, double loss, double lr, double grad_norm, bool first) {
+  const double dt = clock_.seconds();
+  if (first) {
+    first_s_ = dt;
+  } else {
+    sum_ += dt;
+    ++n_;
+  }
+  if (std::isnan(first_loss_)) first_loss_ = loss;
+  last_loss_ = loss;
+  StepRecord m;
+  m.step = step;
+  m.steps = steps_;
+  m.loss = loss;
+  m.lr = lr;
+  m.grad_norm = grad_norm;
+  m.step_s = dt;
+  m.tokens_per_s = double(tokens_per_step_) / dt;
+  m.mfu = flops_per_step_ / dt / peak_flops_;
+  m.tokens = tokens_seen;
+  m.page_faults = page_faults() - faults0_;
+  m.rss_bytes = current_rss_bytes();
+  m.peak_rss_bytes = peak_rss_bytes();
+  m.eta_s = mean() * double(steps_ - step);
+  m.seq_len = seq_len_;
+  return m;
+}
 
 std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";

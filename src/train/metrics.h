@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/timer.h"
 #include "data/blend.h"
 #include "train/validator.h"
 
@@ -25,15 +26,27 @@ struct StepRecord {
   int64_t seq_len = 0;                // tokens per sample, for the per-source token counts
 };
 
-// Running mean of step times, leaving out the first step (warm-up: primitive creation).
-class StepStats {
+// The timing side of each step: its clock and page faults, the running mean of step times
+// (leaving out the run's first step: warm-up, primitive creation), the first and last loss,
+// and the step's record with throughput, MFU against `peak_flops` and the ETA.
+class StepMeter {
  public:
-  void add(double seconds, bool counted);
-  double mean() const;
+  StepMeter(int64_t tokens_per_step, double flops_per_step, double peak_flops, int64_t steps, int64_t seq_len);
+  void start();  // before a step
+  // After it: the record of step `step` (fields the trainer knows are filled by it), its seconds
+  // counted in the mean unless it is the run's first.
+  StepRecord finish(int64_t step, int64_t tokens_seen, double loss, double lr, double grad_norm, bool first);
+  double mean() const { return n_ ? sum_ / double(n_) : first_s_; }
+  double tokens_per_s() const { return mean() > 0 ? double(tokens_per_step_) / mean() : 0.0; }
+  double first_loss() const { return first_loss_; }
+  double last_loss() const { return last_loss_; }
 
  private:
-  double sum_ = 0, first_ = 0;
-  int64_t n_ = 0;
+  int64_t tokens_per_step_, steps_, seq_len_;
+  double flops_per_step_, peak_flops_;
+  Timer clock_;
+  double sum_ = 0, first_s_ = 0, first_loss_, last_loss_;
+  int64_t n_ = 0, faults0_ = 0;
 };
 
 class MetricsSink {

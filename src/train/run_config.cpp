@@ -33,6 +33,7 @@ std::string type_name() {
   else if constexpr (std::is_same_v<T, double>) return "number";
   else if constexpr (std::is_same_v<T, std::vector<int>>) return "int list";
   else if constexpr (std::is_same_v<T, std::vector<DataSpec>>) return "list";
+  else if constexpr (std::is_same_v<T, StageCut>) return "cut";
   else if constexpr (kIsEnum<T>) return "enum";
   else return "int";
 }
@@ -48,6 +49,7 @@ std::string allowed_text(KeyRange r) {
   else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool> ||
                      std::is_same_v<T, std::vector<DataSpec>>)
     return "";
+  else if constexpr (std::is_same_v<T, StageCut>) return "auto, even, [0,a,b,...]";
   else if (std::isinf(r.lo) && std::isinf(r.hi)) return "";
   else if (std::isinf(r.hi)) return ">= " + number_text(r.lo);
   else return "[" + number_text(r.lo) + ", " + number_text(r.hi) + (r.hi_open ? ")" : "]");
@@ -168,6 +170,8 @@ void parse_value(T& out, const char* key, const std::string& v, KeyRange r) {
     auto e = parse_enum<T>(v);
     if (!e) fail("config key '{}': expected {}, got '{}'", key, enum_choices<T>(), v);
     out = *e;
+  } else if constexpr (std::is_same_v<T, StageCut>) {
+    out = parse_stage_cut(v, fmt::format("config key '{}'", key));
   } else if constexpr (std::is_same_v<T, std::vector<int>>) {
     out.clear();
     for (const std::string& item : split_list(v)) {

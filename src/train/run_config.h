@@ -15,6 +15,7 @@
 #include "core/enum_names.h"
 #include "model/device.h"
 #include "parallel/job_layout.h"
+#include "parallel/stage_balance.h"
 #include "train/schedule.h"
 
 namespace lt {
@@ -70,6 +71,7 @@ constexpr KeyRange kFraction{0, 1};
 constexpr KeyRange kScale{1e-6, 1};
 constexpr KeyRange kSigma{1, 1e6};
 constexpr KeyRange kWindow{2, 1e6};
+constexpr KeyRange kBucketMb{0.001, 4096};
 
 // K(yaml key, RunConfig field, C++ type, default (nullptr: required), range, help)
 #define LT_RUN_CONFIG_KEYS(K)                                                                                          \
@@ -141,10 +143,21 @@ constexpr KeyRange kWindow{2, 1e6};
   K("parallel.sequence_parallel", sequence_parallel, bool, "false", kAny,                                              \
     "split the activations between the tp regions (norms, residual) over the tp ranks along tokens (Megatron's "      \
     "--sequence-parallel); needs tp > 1 (no effect at tp 1) and micro_batch_size x seq_len divisible by tp")          \
-  K("parallel.stage_starts", stage_starts, std::vector<int>, "", kNonNegative,                                         \
-    "first layer of each pipeline stage, e.g. [0,2,4] (default: even)")                                                \
+  K("parallel.virtual_stages", virtual_stages, int, "1", kPositive,                                                   \
+    "model chunks per pipeline rank (interleaved 1F1B, Megatron's virtual pipeline): bubble (pp-1)/(v*m+pp-1); "      \
+    "needs pp >= 2 and micro-batches per replica divisible by pp")                                                    \
+  K("parallel.overlap_grad_reduce", overlap_grad_reduce, bool, "true", kAny,                                         \
+    "start the data-parallel gradient sums bucket by bucket during the backward (bit-identical results)")             \
+  K("parallel.grad_bucket_mb", grad_bucket_mb, double, "8", kBucketMb,                                                 \
+    "bucket size of the overlapped gradient reduction, MiB")                                                           \
+  K("parallel.stage_starts", stage_starts, StageCut, "auto", kAny,                                                     \
+    "pipeline cut: auto (by cost: embedding on the first stage, LM head + loss on the last), even, or the first "     \
+    "layer of each stage, e.g. [0,2,4]")                                                                               \
   K("checkpoint.dir", checkpoint_dir, std::string, "", kAny, "checkpoint directory (default: <run.dir>/checkpoints)") \
   K("checkpoint.every", checkpoint_every, int64_t, "0", kNonNegative, "save every N steps (0 = only at the end)")     \
+  K("checkpoint.async", checkpoint_async, bool, "true", kAny,                                                         \
+    "write checkpoints in the background (CPU: from the live state, which the next optimizer update waits to have "      \
+    "been read; GPU: from a host copy made between steps)")                     \
   K("checkpoint.keep", checkpoint_keep, int, "3", kPositive, "keep the newest K checkpoints")                          \
   K("checkpoint.at_end", checkpoint_at_end, bool, "true", kAny,                                                         \
     "save a checkpoint after the last step (false: benchmarks; a stop signal still saves)")                            \

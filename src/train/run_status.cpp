@@ -6,9 +6,12 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/buffer.h"
 #include "core/file.h"
 
 namespace lt {
+
+using json = nlohmann::json;
 
 // Written every step: renamed into place but not fsynced (a lost heartbeat after a machine
 // crash costs nothing), and a failed write is ignored (the watchdog then sees an old step).
@@ -40,6 +43,23 @@ void write_rank_stats(const std::string& run_dir, int world_rank, const nlohmann
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   write_file_atomic(dir + "/rank_" + std::to_string(world_rank) + ".json", stats.dump(2) + "\n");
+}
+
+json rank_stats(const RankModel& model, ProcessGroups& dev, Comm& world, int micro_batches, const RankTimes& t) {
+  const RankCoords& rc = dev.coords();
+  const double n = double(t.steps);
+  auto comm = [&](Comm& c) {
+    const CommStats& s = c.stats();
+    return json{{"size", c.size()}, {"calls_per_step", double(s.calls) / n},
+                {"payload_bytes_per_step", double(s.payload_bytes) / n}, {"sent_bytes_per_step", double(s.sent_bytes) / n},
+                {"seconds_per_step", s.seconds / n}};
+  };
+  return {{"rank", world.rank()}, {"tp_rank", rc.tp_rank}, {"pp_rank", rc.pp_rank}, {"dp_rank", rc.dp_rank},
+          {"steps", t.steps}, {"step_s", t.step_s / n}, {"pipeline_wait_s_per_step", t.pipeline_wait_s / n},
+          {"micro_batches", micro_batches}, {"grad_reduce", model.reduce_stats(t.steps)},
+          {"virtual_stages", model.chunks()}, {"sequence_parallel", model.chunk(0).stage->sequence_parallel()},
+          {"activation_bytes", model.activation_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
+          {"comm", {{"tp", comm(dev.tp())}, {"pp", comm(dev.pp())}, {"dp", comm(dev.dp())}, {"world", comm(world)}}}};
 }
 
 }  // namespace lt

@@ -13,6 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "parallel/comm.h"
+#include "parallel/topology.h"
+#include "train/rank_model.h"
+
 namespace lt {
 
 void write_heartbeat(const std::string& run_dir, int64_t step, const char* phase);
@@ -21,5 +25,15 @@ void write_exit_status(const std::string& run_dir, int status, int64_t step, int
                        const nlohmann::json& remote = nullptr);
 void clear_exit_status(const std::string& run_dir);
 void write_rank_stats(const std::string& run_dir, int world_rank, const nlohmann::json& stats);
+
+// rank_<r>.json's content over `steps` timed steps: coordinates, seconds per step, pipeline
+// wait, the gradient reduction, activation bytes, peak RSS, and each group's calls, payload,
+// bytes sent and seconds (`dev`: the groups that carry stage memory).
+struct RankTimes {
+  int64_t steps = 0;
+  double step_s = 0, pipeline_wait_s = 0;  // totals over the timed steps
+};
+nlohmann::json rank_stats(const RankModel& model, ProcessGroups& dev, Comm& world, int micro_batches,
+                          const RankTimes& t);
 
 }  // namespace lt

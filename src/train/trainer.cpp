@@ -8,6 +8,7 @@
 #include <csignal>
 #include <limits>
 #include <memory>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "train/nan_guard.h"
 #include "train/optimizer.h"
 #include "train/pipeline.h"
+#include "train/rank_model.h"
 #include "train/run_status.h"
 #include "train/schedule.h"
 #include "train/spike_guard.h"
@@ -63,7 +65,6 @@ class Trainer {
   void evaluate(MetricsSink* metrics);
   void on_spike(const StepResult& r, int64_t samples_from, MetricsSink* metrics);
   bool is_log_rank() const { return rt_.world().rank() == 0; }
-  json rank_stats(int64_t steps) const;
 
   RunConfig cfg_;
   Runtime& rt_;
@@ -74,12 +75,9 @@ class Trainer {
   ProcessGroups& dev() const { return device_groups_ ? *device_groups_ : *groups_; }
   std::unique_ptr<Comm> mp_;  // tp × pp of one data-parallel replica (the norm without ZeRO-1)
   LlamaConfig model_;
-  std::unique_ptr<ParamLayout> layout_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<CommTpOps> tp_ops_;
-  std::unique_ptr<Stage> stage_;
-  std::unique_ptr<ShardedAdamW> opt_;
-  std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<RankModel> rank_;  // this rank's stage, or its chunks of an interleaved pipeline
   std::unique_ptr<PipelineSchedule> pipe_;
   std::unique_ptr<Checkpointer> ckpt_;
   std::unique_ptr<TrainData> data_;
@@ -89,7 +87,7 @@ class Trainer {
   TrainPosition pos_;
   NanGuard nan_guard_;
   SpikeGuard spike_;
-  double pipe_wait_s_ = 0, timed_step_s_ = 0;
+  RankTimes times_;  // for rank_<r>.json: the timed steps (all but the first)
 };
 
 Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
@@ -102,8 +100,6 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   const ParallelDims& d = groups_->dims();
   const RankCoords& rc = groups_->coords();
   dp_ = d.dp;
-  ShardSpec shard{d.tp, rc.tp_rank, d.pp, rc.pp_rank, cfg.stage_starts};
-  layout_ = std::make_unique<ParamLayout>(model_, shard);
   // The seed's vocabulary: dp from the world size, micro-batches from the global batch;
   // a clash is an error that names the numbers and suggests values that work.
   JobLayout job = derive_job_layout(job_shape(cfg, 1, rt.world().size()), model_);
@@ -118,22 +114,12 @@ Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
   backend_ = make_backend(cfg.device, {omp_get_max_threads(), rt.launch().local_rank});
   device_world_ = make_device_world(*backend_, rt.world());
   if (device_world_) device_groups_ = std::make_unique<ProcessGroups>(*device_world_, cfg.tp, cfg.pp);
-  StageGeometry g{model_, shard, {}, dp_, cfg.zero1 && dp_ > 1, omp_get_max_threads()};
-  g.options.micro_batch = cfg.micro_batch_size;
-  g.options.seq_len = cfg.seq_len;
-  g.options.recompute = cfg.recompute;
-  g.options.pack_weights = cfg.pack_weights;
-  g.options.precision = cfg.precision;
-  g.options.sequence_parallel = cfg.sequence_parallel;
-  g.options.document_mask = cfg.document_mask;
-  g.options.slots = PipelineSchedule::slots_needed(d.pp, rc.pp_rank, micro_batches_);
+  const RankModelOptions ro = rank_model_options(cfg, model_, dp_, micro_batches_);
   if (d.tp > 1) tp_ops_ = std::make_unique<CommTpOps>(dev().tp());
-  stage_ = backend_->make_stage(*layout_, g, tp_ops_.get());
-  AdamWConfig ac{cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, cfg.decay_embeddings};
-  opt_ = std::make_unique<ShardedAdamW>(*layout_, ac, rc.dp_rank, dp_, g.zero1, *backend_);
-  reducer_ = std::make_unique<GradientReducer>(dev(), *stage_, *opt_, *backend_);
-  pipe_ = std::make_unique<PipelineSchedule>(*stage_, d.pp > 1 ? &dev().pp() : nullptr, micro_batches_);
-  ckpt_ = std::make_unique<Checkpointer>(cfg_, model_, *groups_, *stage_, *opt_, *backend_, hooks_);
+  rank_ = std::make_unique<RankModel>(dev(), *backend_, tp_ops_.get(), ro);
+  pipe_ = std::make_unique<PipelineSchedule>(rank_->stages(), d.pp > 1 ? &dev().pp() : nullptr, micro_batches_);
+  for (int c = 0; c < rank_->chunks(); ++c) pipe_->set_grad_ready_hook(c, rank_->chunk(c).reducer->hook());
+  ckpt_ = std::make_unique<Checkpointer>(cfg_, model_, *groups_, *rank_, *backend_, hooks_);
   sched_ = {cfg.schedule, cfg.lr,           cfg.min_lr,         cfg.warmup_steps,   cfg.decay_steps,
             cfg.cooldown_steps, cfg.decay_fraction, cfg.decay_shape, cfg.warmup_start_lr};
 }
@@ -165,30 +151,32 @@ StepResult Trainer::train_step(double lr) {
   if (dp_ > 1) groups_->dp().all_reduce_sum(&counted, 1);
   LT_CHECK(counted > 0, "step {}: the global batch has no target tokens", pos_.step);
 
-  stage_->zero_grads();
+  rank_->zero_grads();
   pipe_->set_documents(data_->doc_start(), cfg_.restart_positions);
   double loss_sum = pipe_->train(data_->inputs(), data_->targets(), float(1.0 / double(counted)));
-  pipe_wait_s_ += pipe_->wait_seconds();
-  float* grange = reducer_->reduce();
+  times_.pipeline_wait_s += pipe_->wait_seconds();
+  rank_->reduce();
   const bool hook_rank = hooks_.on_rank(rt_.world().rank());
   if (hooks_.take_nan(pos_.step + 1) && hook_rank) {  // test hook: a poisoned gradient, as a diverging run makes
-    auto g = backend_->access(grange, 1);
+    auto g = backend_->access(rank_->grad_range(0), 1);
     g->write(0, 1)[0] = std::numeric_limits<float>::quiet_NaN();
     g->flush();
   }
   if (hooks_.take_spike(pos_.step + 1) && hook_rank) {  // test hook: a bad batch's gradient and loss on this rank
-    const size_t n = opt_->end() - opt_->begin();
-    auto g = backend_->access(grange, n);
-    float* x = g->write(0, n);
-    for (size_t i = 0; i < n; ++i) x[i] *= 1000.0f;
-    g->flush();
+    for (int c = 0; c < rank_->chunks(); ++c) {
+      const size_t n = rank_->chunk(c).opt->end() - rank_->chunk(c).opt->begin();
+      auto g = backend_->access(rank_->grad_range(c), n);
+      float* x = g->write(0, n);
+      for (size_t i = 0; i < n; ++i) x[i] *= 1000.0f;
+      g->flush();
+    }
     loss_sum *= 10.0;
   }
   // Loss: summed on the last stage's tp rank 0 of every replica. Norm: Σg² of every rank's
   // range (ZeRO-1: over the world; without it one replica's model-parallel group).
   const RankCoords& rc = groups_->coords();
-  double sums[2] = {groups_->last_stage() && rc.tp_rank == 0 ? loss_sum : 0.0, opt_->range_sum_squares(grange)};
-  if (opt_->zero1()) {
+  double sums[2] = {groups_->last_stage() && rc.tp_rank == 0 ? loss_sum : 0.0, rank_->range_sum_squares()};
+  if (cfg_.zero1 && dp_ > 1) {
     rt_.world().all_reduce_sum(sums, 2);
   } else {
     rt_.world().all_reduce_sum(sums, 1);
@@ -203,29 +191,9 @@ StepResult Trainer::train_step(double lr) {
   spike_.accept(r.loss, r.grad_norm);
   float coef = 1.0f;
   if (cfg_.grad_clip > 0 && cfg_.grad_clip / (r.grad_norm + 1e-6) < 1.0) coef = float(cfg_.grad_clip / (r.grad_norm + 1e-6));
-  float* w = stage_->weights();
-  opt_->update(w, grange, lr, coef, pos_.step + 1);
-  if (opt_->zero1()) dev().dp().all_gather(w + opt_->begin(), w, opt_->end() - opt_->begin());
-  stage_->refresh_weights();
+  ckpt_->release_state();  // an asynchronous save may still be reading the weights
+  rank_->update(lr, coef, pos_.step + 1);
   return r;
-}
-
-json Trainer::rank_stats(int64_t steps) const {
-  const RankCoords& rc = groups_->coords();
-  auto comm = [&](Comm& c) {
-    const CommStats& s = c.stats();
-    return json{{"size", c.size()}, {"calls_per_step", double(s.calls) / double(steps)},
-                {"payload_bytes_per_step", double(s.payload_bytes) / double(steps)},
-                {"sent_bytes_per_step", double(s.sent_bytes) / double(steps)},
-                {"seconds_per_step", s.seconds / double(steps)}};
-  };
-  return {{"rank", rt_.world().rank()}, {"tp_rank", rc.tp_rank}, {"pp_rank", rc.pp_rank}, {"dp_rank", rc.dp_rank},
-          {"steps", steps}, {"step_s", timed_step_s_ / double(steps)},
-          {"pipeline_wait_s_per_step", pipe_wait_s_ / double(steps)}, {"micro_batches", micro_batches_},
-          {"sequence_parallel", stage_->sequence_parallel()}, {"activation_bytes", stage_->activation_bytes()},
-          {"peak_rss_bytes", peak_rss_bytes()},
-          {"comm", {{"tp", comm(dev().tp())}, {"pp", comm(dev().pp())}, {"dp", comm(dev().dp())},
-                    {"world", comm(rt_.world())}}}};
 }
 
 // Every held-out set, in the console, metrics.jsonl and TensorBoard (data.valid_path alone keeps
@@ -273,31 +241,24 @@ int Trainer::run(const TrainOptions& opts) {
   std::unique_ptr<MetricsSink> metrics;
   if (is_log_rank()) metrics = std::make_unique<MetricsSink>(cfg_.run_dir, pos_.step);
   const int64_t tokens_per_step = int64_t(cfg_.global_batch_size) * cfg_.seq_len;
-  const double flops_per_step = model_.flops_per_token(cfg_.seq_len) * double(tokens_per_step);
-  const double peak = backend_->peak_flops(cfg_.precision) * world.size();
+  StepMeter meter(tokens_per_step, model_.flops_per_token(cfg_.seq_len) * double(tokens_per_step),
+                  backend_->peak_flops(cfg_.precision) * world.size(), cfg_.steps, cfg_.seq_len);
   if (is_log_rank()) {
     const ParallelDims& d = groups_->dims();
-    log::info("training {} ({:.2f}M params) for {} steps on {}: tp{} pp{} dp{}{}, {} micro-batches of {} x {} tokens "
-              "per replica",
-              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, backend_->describe(), d.tp, d.pp, dp_,
-              stage_->sequence_parallel() ? " sequence-parallel" : "", micro_batches_, cfg_.micro_batch_size,
-              cfg_.seq_len);
-    const StageSizes& s = stage_->sizes();
-    constexpr double MiB = 1024.0 * 1024.0;
-    log::info("memory of this rank's stage: weights {:.1f} MiB, gradients {:.1f}, optimizer {:.1f}, activations {:.1f}, "
-              "workspace {:.1f} (total {:.1f} MiB)",
-              s.bytes(MemKind::weights) / MiB, s.bytes(MemKind::gradients) / MiB, s.bytes(MemKind::optimizer) / MiB,
-              s.bytes(MemKind::activations) / MiB, s.bytes(MemKind::workspace) / MiB, s.total() / MiB);
+    log::info("training {} ({:.2f}M params) for {} steps on {}: tp{} pp{}{} dp{}{}, {} micro-batches of {} x {} tokens "
+              "per replica; layers cut at [{}]",
+              model_.name, double(model_.num_params()) / 1e6, cfg_.steps, backend_->describe(), d.tp, d.pp,
+              rank_->chunks() > 1 ? fmt::format(" (interleaved, {} chunks per rank)", rank_->chunks()) : "", dp_,
+              rank_->chunk(0).stage->sequence_parallel() ? " sequence-parallel" : "", micro_batches_, cfg_.micro_batch_size,
+              cfg_.seq_len, fmt::join(rank_->stage_starts(), ","));
+    log::info("memory of this rank's stage: {}", rank_->memory_report());
   }
   if (validator_ && cfg_.eval_at_start && pos_.step == 0) evaluate(metrics.get());
   const int64_t first_step = pos_.step;
-  StepStats stats;
   Timer run_timer;
-  double last_loss = std::nan(""), first_loss = std::nan("");
   int exit_code = 0;
   while (pos_.step < cfg_.steps) {
-    Timer t;
-    const int64_t faults0 = page_faults();
+    meter.start();
     const double lr = sched_.at(pos_.step) * spike_.lr_factor(pos_.step);
     const int64_t samples_from = data_->position();
     const StepResult r = train_step(lr);
@@ -307,35 +268,19 @@ int Trainer::run(const TrainOptions& opts) {
     const bool rollback = r.spike ? spike_.rolls_back()
                                   : r.skipped && nan_guard_.on_nonfinite(pos_.step, r.loss, r.grad_norm);
     if (r.spike) on_spike(r, samples_from, metrics.get());
-    if (std::isnan(first_loss)) first_loss = r.loss;
-    last_loss = r.loss;
-    const double dt = t.seconds();
-    stats.add(dt, pos_.step - first_step > 1);
+    StepRecord m = meter.finish(pos_.step, pos_.tokens_seen, r.loss, lr, r.grad_norm, pos_.step - first_step == 1);
     if (pos_.step - first_step == 1) {  // the first step (primitive creation) is left out of the rank stats
-      pipe_wait_s_ = 0;
+      times_.pipeline_wait_s = 0;
+      rank_->reset_stats();
       for (Comm* c : {&dev().tp(), &dev().pp(), &dev().dp(), &world}) c->reset_stats();
     } else {
-      timed_step_s_ += dt;
+      times_.step_s += m.step_s;
+      ++times_.steps;
     }
     if (metrics) {
-      StepRecord m;
-      m.step = pos_.step;
-      m.steps = cfg_.steps;
-      m.loss = r.loss;
-      m.lr = lr;
-      m.grad_norm = r.grad_norm;
-      m.step_s = dt;
-      m.tokens_per_s = double(tokens_per_step) / dt;
-      m.mfu = flops_per_step / dt / peak;
-      m.tokens = pos_.tokens_seen;
-      m.page_faults = page_faults() - faults0;
-      m.rss_bytes = current_rss_bytes();
-      m.peak_rss_bytes = peak_rss_bytes();
-      m.eta_s = stats.mean() * double(cfg_.steps - pos_.step);
       m.skipped = r.skipped;
       m.skip_reason = r.spike ? "spike" : "non-finite";
       if (!cfg_.sources.empty()) m.sources = data_->loader().counts();
-      m.seq_len = cfg_.seq_len;
       metrics->step(m, pos_.step % cfg_.log_every == 0 || pos_.step == cfg_.steps);
     }
     if (rollback) {  // the step counter goes back; the data position keeps moving forward
@@ -371,14 +316,15 @@ int Trainer::run(const TrainOptions& opts) {
       break;
     }
   }
-  const int64_t timed = pos_.step - first_step - 1;
-  if (timed > 0) write_rank_stats(cfg_.run_dir, world.rank(), rank_stats(timed));
+  ckpt_->finish();  // the last checkpoint is complete before the exit status says so
+  if (times_.steps > 0)
+    write_rank_stats(cfg_.run_dir, world.rank(), rank_stats(*rank_, dev(), world, micro_batches_, times_));
   const std::optional<RemoteSyncStatus> remote = ckpt_->finish_remote();
   if (remote && !remote->complete && exit_code == 0) exit_code = kExitRemoteIncomplete;
   if (is_log_rank()) {
-    json s = {{"steps_run", pos_.step - first_step}, {"step", pos_.step}, {"first_loss", first_loss},
-              {"final_loss", last_loss}, {"tokens_per_s", stats.mean() > 0 ? double(tokens_per_step) / stats.mean() : 0.0},
-              {"mean_step_s", stats.mean()}, {"checkpoints_written", ckpt_->written()},
+    json s = {{"steps_run", pos_.step - first_step}, {"step", pos_.step}, {"first_loss", meter.first_loss()},
+              {"final_loss", meter.last_loss()}, {"tokens_per_s", meter.tokens_per_s()}, {"mean_step_s", meter.mean()}, {"checkpoints_written", ckpt_->written()},
+              {"checkpoint_stall_s", ckpt_->stall_seconds()},
               {"nan_skipped", nan_guard_.skipped()}, {"rollbacks", nan_guard_.rollbacks()},
               {"spikes", spike_.spikes()},
               {"loader_s_per_step", data_->loader_seconds() / double(std::max<int64_t>(1, pos_.step - first_step))},
@@ -400,13 +346,7 @@ int run_training(const RunConfig& cfg, const TrainOptions& opts) {
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
   if (rt.distributed()) log::set_rank(rt.world().rank());
-  int threads = cfg.threads;
-  if (threads <= 0 && std::getenv("OMP_NUM_THREADS")) threads = omp_get_max_threads();
-  if (threads <= 0) {
-    int cores = int(sysconf(_SC_NPROCESSORS_ONLN));
-    threads = std::max(1, cores / std::max(1, rt.launch().local_size));
-  }
-  omp_set_num_threads(threads);
+  rt.set_compute_threads(cfg.threads);
   Trainer t(cfg, rt);
   return t.run(opts);
 }

@@ -31,6 +31,26 @@ grep -q '^  sequence_parallel: true' examples/llama2_70b.yaml || { echo "FAIL: l
 check "examples/stories260k_cpu.yaml: one process" dry examples/stories260k_cpu.yaml 1 "1 ranks: tp1 pp1 dp1"
 check "examples/stories260k_demo.yaml: tp2 x pp2" dry examples/stories260k_demo.yaml 4 "4 ranks: tp2 pp2 dp1"
 check "examples/slurm/llama2_70b.sbatch parses" bash -n examples/slurm/llama2_70b.sbatch
+check "examples/slurm/train.sbatch parses" bash -n examples/slurm/train.sbatch
+# The seed's batch script in an allocation of 34 nodes x 32 tasks (Slurm's environment, the
+# launcher in --dry-run through LLAMATRAIN): srun on the first 32 nodes, the last 2 spare.
+sbatch_dry() {
+  local wrap out
+  wrap=$(mktemp)
+  printf '#!/bin/sh
+cmd=$1; shift
+exec "%s" "$cmd" --dry-run --srun /bin/true "$@"
+' "$LT" > "$wrap"
+  chmod +x "$wrap"
+  out=$(SLURM_JOB_ID=1 SLURM_JOB_NODELIST='trn1-node[01-34]' SLURM_NTASKS_PER_NODE=32 LLAMATRAIN="$wrap" \
+        bash examples/slurm/llama2_70b.sbatch 2>&1)
+  rm -f "$wrap"
+  grep -qF "1024 ranks: tp8 pp8 dp16" <<< "$out" && grep -qF -- "--ntasks-per-node=32" <<< "$out" &&
+    grep -qF -- "--nodelist=trn1-node01,trn1-node02," <<< "$out" &&
+    ! grep -F -- "--nodelist=" <<< "$out" | grep -qF "trn1-node33" ||
+    { echo "$out" | tail -3; return 1; }
+}
+check "examples/slurm/llama2_70b.sbatch in a 34-node allocation: srun on 32 nodes, 1024 ranks" sbatch_dry
 check "scripts/demo.sh parses" bash -n scripts/demo.sh
 check "hostfile lists 34 hosts with 32 slots" [ "$(grep -c '^trn1-node[0-9]* slots=32' examples/hostfile.txt)" -eq 34 ]
 exit $fail

@@ -18,6 +18,7 @@ expect() {
 }
 
 J=$(job "$WORK/r" 4)
+launch_plain() { "$LT" launch --procs-per-node 4 "$@"; }
 expect 1 "--max-run: cannot parse '2x' as a duration" launch --max-run 2x $J
 expect 1 "--max-run: cannot parse '-1h'" launch --max-run -1h $J
 expect 1 "--hang-timeout: cannot parse 'soon'" launch --hang-timeout soon $J
@@ -36,6 +37,17 @@ printf 'localhost slots=4\n127.0.0.2 slots=4\n' > "$WORK/hosts_spare"
 out=$(launch --dry-run --json --nodes 1 --hostfile "$WORK/hosts_spare" $J)
 check "dry run: 4 ranks, 127.0.0.2 kept as a spare" \
   grep -q '"spares": \[ *"127.0.0.2" *\], *"tp": 2, *"world": 4' <<< "$(tr -d '\n' <<< "$out")"
+
+# A laptop: 4 ranks on this machine's cores without any mpirun option of ours (a 2-core CI
+# machine has fewer cores than ranks): the launcher oversubscribes by itself and the job runs.
+cores=$(getconf _NPROCESSORS_ONLN)
+if [ "$cores" -lt 4 ]; then
+  out=$(launch_plain --dry-run $J 2>&1)
+  check "dry run: oversubscribes 4 ranks on $cores cores" grep -q -- "-np 4 --oversubscribe --bind-to none" <<< "$out"
+  "$LT" launch --procs-per-node 4 --no-healthcheck $(job "$WORK/laptop" 2) 2> "$WORK/laptop.log"
+  check "laptop run without mpirun flags completes" [ $? -eq 0 ]
+  check "it said why it oversubscribes" grep -q "oversubscribing" "$WORK/laptop.log"
+fi
 
 # A job that fails every time: --max-retries exhausted, exit 2, every attempt logged.
 expect 2 "--max-retries 1 is exhausted" launch --no-healthcheck --backoff 0 --max-retries 1 \

@@ -39,3 +39,11 @@ resumed_from_previous() {
   prev=$(attempt_field "$1" $(($2 - 1)) checkpoint_step)
   [ -n "$prev" ] && [ "$prev" -gt 0 ] && [ "$(attempt_field "$1" "$2" resume_step)" = "$prev" ]
 }
+# resumed_from_newest <launch.log> <attempt>: the same, where the attempt before may have left no
+# complete checkpoint (-1: then it started afresh). Checkpoints are written in the background,
+# so a rank killed one step after a save can take that save with it.
+resumed_from_newest() {
+  local prev
+  prev=$(attempt_field "$1" $(($2 - 1)) checkpoint_step)
+  [ -n "$prev" ] && [ "$(attempt_field "$1" "$2" resume_step)" = "$prev" ]
+}

@@ -2,12 +2,15 @@
 // worked out by hand from the rules in launch/job_plan.h (ranks fill hosts in order).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 
 #include "core/error.h"
 #include "launch/duration.h"
 #include "launch/hostfile.h"
 #include "launch/job_plan.h"
+#include "launch/slurm.h"
 #include "test_util.h"
 
 namespace lt {
@@ -118,6 +121,77 @@ TEST(LaunchExclude, SaysWhyWhenTheLayoutNoLongerFits) {
   Placement alone;  // no hostfile: nothing to exclude
   alone.procs_per_node = 4;
   EXPECT_THROW(exclude_hosts(alone, {"me"}, tiny_config(4)), Error);
+}
+
+TEST(LaunchSlurm, Hostlists) {
+  EXPECT_EQ(expand_hostlist("node[01-03,07],gpu-[1-2],login"),
+            (std::vector<std::string>{"node01", "node02", "node03", "node07", "gpu-1", "gpu-2", "login"}));
+  EXPECT_EQ(expand_hostlist("n[8-10]x"), (std::vector<std::string>{"n8x", "n9x", "n10x"}));
+  EXPECT_EQ(expand_hostlist("vm"), std::vector<std::string>{"vm"});
+  for (const char* bad : {"n[1-", "n[3-1]", "n[a-b]", "n1]", "a,,b"}) EXPECT_THROW(expand_hostlist(bad), Error) << bad;
+  EXPECT_EQ(expand_tasks_per_node("4(x2),3"), (std::vector<int>{4, 4, 3}));
+  EXPECT_THROW(expand_tasks_per_node("x"), Error);
+}
+
+TEST(LaunchSlurm, TimeLeft) {
+  EXPECT_EQ(parse_slurm_time("45"), 45 * 60);  // minutes
+  EXPECT_EQ(parse_slurm_time("3:04"), 3 * 60 + 4);
+  EXPECT_EQ(parse_slurm_time("2:03:04"), 2 * 3600 + 3 * 60 + 4);
+  EXPECT_EQ(parse_slurm_time("1-02:03:04"), 86400 + 2 * 3600 + 3 * 60 + 4);
+  EXPECT_EQ(parse_slurm_time("1-02"), 86400 + 2 * 3600);
+  EXPECT_EQ(parse_slurm_time("1-02:03"), 86400 + 2 * 3600 + 3 * 60);
+  for (const char* none : {"UNLIMITED", "NOT_SET", "INVALID", "", "soon", "1:2:3:4"})
+    EXPECT_EQ(parse_slurm_time(none), -1) << none;
+}
+
+// Under Slurm every step is an srun on exactly the placement's nodes: after the health check
+// names a bad node, the next srun's --nodelist leaves it out and a spare of the allocation
+// takes its place; ranks fill the nodes in order (--distribution=block).
+TEST(LaunchSlurm, SrunOnTheNodesLeft) {
+  Placement p = four_nodes(1);
+  p.slurm = true;
+  LaunchOptions o;
+  o.srun_args = "--overcommit";
+  auto a = srun_prefix(o, p);
+  auto has = [](const std::vector<std::string>& v, const std::string& w) { return std::find(v.begin(), v.end(), w) != v.end(); };
+  EXPECT_EQ(a[0], "srun");
+  EXPECT_TRUE(has(a, "--ntasks=16"));
+  EXPECT_TRUE(has(a, "--ntasks-per-node=4"));
+  EXPECT_TRUE(has(a, "--nodelist=n0,n1,n2,n3"));
+  EXPECT_TRUE(has(a, "--distribution=block"));
+  EXPECT_TRUE(has(a, "--overcommit"));
+  EXPECT_EQ(launch_prefix(o, p, "hosts")[0], "srun");
+  Placement q = exclude_hosts(p, hosts_of_ranks(p, {9}), tiny_config(16));
+  EXPECT_TRUE(q.slurm);
+  EXPECT_TRUE(has(srun_prefix(o, q), "--nodelist=n0,n1,n3,s0"));
+  EXPECT_FALSE(oversubscribes(o, q));
+  p.slurm = false;
+  EXPECT_EQ(launch_prefix(o, p, "hosts")[0], "mpirun");
+}
+
+// A laptop: more ranks than cores and no hostfile oversubscribes on its own; a hostfile, enough
+// cores or placement options of the user's own do not.
+TEST(LaunchLaptop, OversubscribesWhenRanksExceedCores) {
+  LaunchOptions o;
+  o.local_cores = 2;
+  Placement alone;
+  alone.procs_per_node = 4;
+  auto has = [](const std::vector<std::string>& a, const char* w) { return std::find(a.begin(), a.end(), w) != a.end(); };
+  EXPECT_TRUE(oversubscribes(o, alone));
+  std::vector<std::string> a = mpirun_prefix(o, alone, "hosts");
+  EXPECT_TRUE(has(a, "--oversubscribe"));
+  EXPECT_TRUE(has(a, "none"));
+  alone.procs_per_node = 2;
+  EXPECT_FALSE(has(mpirun_prefix(o, alone, "hosts"), "--oversubscribe"));
+  alone.procs_per_node = 4;
+  o.mpirun_args = "--bind-to core --oversubscribe";
+  a = mpirun_prefix(o, alone, "hosts");
+  EXPECT_EQ(std::count(a.begin(), a.end(), "--oversubscribe"), 1);
+  EXPECT_FALSE(has(a, "none"));
+  o.mpirun_args.clear();
+  EXPECT_FALSE(oversubscribes(o, four_nodes(0)));  // a hostfile names its slots
+  o.local_cores = 0;  // unknown: leave it to mpirun
+  EXPECT_FALSE(oversubscribes(o, alone));
 }
 
 }  // namespace

@@ -18,6 +18,21 @@ check "json dp" '"dp": 16' "$json"
 check "json micro_batches" '"micro_batches": 32' "$json"
 check "json stages" '"activations_recompute_bytes"' "$json"
 check "json step time" '"step_seconds": [0-9]' "$json"
+# The seed's 70B layout with interleaving: v = 2 and 4 chunks per rank shrink the bubble of
+# m = 32 micro-batches from 7/39 to 7/71 and 7/135.
+for v in 2 4; do
+  out=$("$BIN" plan --model llama2-70b --nodes 32 --procs-per-node 32 --tp 8 --pp 8 --gbs 512 --seq 4096 \
+        --zero1 --recompute full --device trn1 --virtual-stages $v 2>&1) || { echo "FAIL: plan v$v exited $?"; echo "$out"; fail=1; }
+  check "v=$v bubble" "interleaved 1F1B, $v chunks per rank: bubble .* = 7/$((32 * v + 7)) = " "$out"
+done
+check "v=4 chunks of rank 0" "stage 0: layers 0-2, 23-25, 46-47, 63-64 \+ embedding" "$out"
+# The cost of each stage, cut by cost: stories15M at pp 2 (5 layers | 1 layer + LM head).
+out=$("$BIN" plan --model stories15m --procs-per-node 2 --pp 2 --gbs 8 --seq 256 --device cpu 2>&1)
+check "cut by cost" "cut \[0,5\] \(parallel.stage_starts=auto\)" "$out"
+check "first stage cost" "stage 0: layers 0-4 \+ embedding  0.0321 GFLOP \(34.1%\)" "$out"
+check "last stage cost" "stage 1: layers 5-5 \+ LM head \+ loss  0.0619 GFLOP \(65.9%\)" "$out"
+out=$("$BIN" plan --model stories15m --procs-per-node 2 --pp 2 --gbs 8 --seq 256 --device cpu --stage-starts even 2>&1)
+check "even cut on request" "stage 1: layers 3-5 \+ LM head \+ loss  0.0747 GFLOP \(79.5%\)" "$out"
 bad=$("$BIN" plan --model llama2-70b --nodes 32 --procs-per-node 32 --tp 8 --pp 8 --gbs 500 --seq 4096 2>&1)
 rc=$?
 [ $rc -eq 1 ] && echo "ok: clash exits 1" || { echo "FAIL: clash exit $rc"; fail=1; }

@@ -113,4 +113,35 @@ TEST(PlanComm, MatchesTrainerRankStats) {
   }
 }
 
+// Interleaved 1F1B: what plan says a rank of pp2 x v2 sends between stages and allocates for
+// activations and workspace (its two chunks' tables, with the interleaved program's slots)
+// against the trainer's own counts.
+TEST(PlanComm, InterleavedMatchesTrainerRankStats) {
+  auto dir = test::scratch_dir("plan_comm_interleaved");
+  std::string model = (dir / "config.json").string(), data = (dir / "tokens.bin").string();
+  test::write_text(model, test::tiny_config(64, 8, 8, 4, 128, 301, false));
+  test::write_tokens(data, 20000, 301);
+  auto r = test::run_cmd(test::mpirun(2) + test::binary_path() + " train model=" + model + " data.path=" + data +
+                         " run.dir=" + (dir / "run").string() +
+                         " train.steps=3 train.global_batch_size=8 train.micro_batch_size=2 train.seq_len=32"
+                         " parallel.pp=2 parallel.virtual_stages=2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  PlanOptions o;
+  o.shape = {1, 2, 1, 2, 8, 2, 32};
+  o.precision = "fp32";
+  o.virtual_stages = 2;
+  TrainPlan p = make_train_plan(resolve_model_config(model), o);
+  EXPECT_DOUBLE_EQ(p.bubble, 1.0 / 9.0);  // (2 - 1) / (2 x 4 + 2 - 1)
+  for (int stage = 0; stage < 2; ++stage) {
+    auto j = nlohmann::json::parse(read_file((dir / "run" / "ranks" / ("rank_" + std::to_string(stage) + ".json")).string()));
+    const StageComm& c = p.comm[size_t(stage)];
+    EXPECT_EQ(j["virtual_stages"].get<int>(), 2);
+    EXPECT_EQ(j["comm"]["pp"]["payload_bytes_per_step"].get<double>(), c.pp_payload) << "stage " << stage;
+    EXPECT_EQ(j["comm"]["pp"]["sent_bytes_per_step"].get<double>(), c.pp_sent) << "stage " << stage;
+    const StageSizes& t = p.tables[size_t(stage)];
+    EXPECT_EQ(j["activation_bytes"].get<double>(), t.carved_bytes(MemKind::activations) + t.carved_bytes(MemKind::workspace))
+        << "stage " << stage;
+  }
+}
+
 }  // namespace lt

@@ -53,6 +53,7 @@ StageBytes stage_bytes(const LlamaConfig& c, int tp, int pp, int st, StageOption
   o.recompute = opt.recompute;
   o.sequence_parallel = opt.sequence_parallel;
   o.pack_weights = opt.pack_weights;
+  o.cut = {StageCutMode::even, {}};  // the stage above is cut evenly
   const TrainPlan plan = make_train_plan(c, o);
   const StageSizes& t = plan.tables[size_t(st)];
   EXPECT_EQ(plan.stages[size_t(st)].in_flight, opt.slots);
@@ -221,6 +222,26 @@ TEST(Plan, SingleRankFp32ByHand) {
   EXPECT_DOUBLE_EQ(m.workspace, backward + logits_lines + 4 * (4 * 128) + 4 * (2 * 64 * 4) +
                                     double(cpu::attention_backward_scratch_bytes({2, 64, 8, 4, 8}, false)) +
                                     3 * 4 * 65 * 4);
+}
+
+// The plan cuts the layers as the trainer does (by cost by default) and reports each stage's
+// cost: stories15M at pp 2 puts 5 layers on the first stage and 1 + the head on the last (the
+// numbers of tests/parallel/stage_balance_test.cpp).
+TEST(Plan, CutsByCostAndReportsIt) {
+  LlamaConfig c = preset_config("stories15m");
+  PlanOptions o;
+  o.shape = {1, 2, 1, 2, 8, 1, 256};
+  o.device = "cpu";
+  TrainPlan p = make_train_plan(c, o);
+  ASSERT_EQ(p.stages.size(), 2u);
+  EXPECT_EQ(p.stages[0].layers, 5);
+  EXPECT_EQ(p.stages[1].first_layer, 5);
+  EXPECT_DOUBLE_EQ(p.stages[0].cost, 5 * 6414336.0 + 3 * 288);
+  EXPECT_DOUBLE_EQ(p.stages[1].cost, 6414336.0 + 55456000.0);
+  o.cut = {StageCutMode::even, {}};
+  TrainPlan even = make_train_plan(c, o);
+  EXPECT_EQ(even.stages[0].layers, 3);
+  EXPECT_GT(even.step_seconds, p.step_seconds);  // the slowest stage sets the pace
 }
 
 TEST(Plan, BadInputs) {

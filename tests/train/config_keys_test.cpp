@@ -50,7 +50,7 @@ TEST(ConfigKeys, RangesAndEnumsAreEnforced) {
       {"optim.beta2=1", "config key 'optim.beta2' must be in [0, 1), got 1"},
       {"optim.lr=20", "config key 'optim.lr' must be in [1e-12, 10], got 20"},
       {"train.threads=-1", "config key 'train.threads' must be in [0, 4096], got -1"},
-      {"parallel.stage_starts=[0,-2]", "config key 'parallel.stage_starts' must be >= 0, got -2"},
+      {"parallel.stage_starts=[0,-2]", "config key 'parallel.stage_starts': expected auto, even or a list of first layers such as [0,3,5], got '0,-2'"},
       {"train.precision=fp16", "config key 'train.precision': expected fp32 or bf16, got 'fp16'"},
       {"train.device=tpu", "config key 'train.device': expected cpu or cuda, got 'tpu'"},
       {"optim.schedule=step", "config key 'optim.schedule': expected cosine, linear, constant or wsd, got 'step'"},

@@ -13,6 +13,7 @@
 #include "core/buffer.h"
 #include "model/config.h"
 #include "model/fixture.h"
+#include "train/run_compare.h"
 #include "train/train_util.h"
 
 namespace lt {
@@ -42,30 +43,10 @@ struct TinyJob {
   test::CmdResult mpi(int np, const std::string& run, int steps, const std::string& extra) const {
     return run_cmd(test::mpirun(np) + test::binary_path() + args(run, steps, extra));
   }
-  std::vector<double> losses(const std::string& run) const {
-    std::vector<double> out;
-    for (const auto& j : test::read_steps((dir / run).string())) out.push_back(j["loss"].get<double>());
-    return out;
-  }
+  std::vector<double> losses(const std::string& run) const { return test::run_metric(dir / run, "loss"); }
   // The held-out losses of a run (eval.every), in step order.
-  std::vector<double> eval_losses(const std::string& run) const {
-    std::vector<double> out;
-    std::ifstream f(dir / run / "metrics.jsonl");
-    std::string line;
-    while (std::getline(f, line)) {
-      auto j = nlohmann::json::parse(line);
-      if (j.contains("eval_loss")) out.push_back(j["eval_loss"].get<double>());
-    }
-    return out;
-  }
-  // The final weights of a run, reassembled into one tp1/pp1 buffer whatever its layout.
-  std::vector<float> weights(const std::string& run) const {
-    CheckpointRef ref = open_checkpoint((dir / run / "checkpoints").string());
-    ParamLayout layout(resolve_model_config(model), ShardSpec{});
-    std::vector<float> w(layout.total());
-    load_model(ref, layout, w.data());
-    return w;
-  }
+  std::vector<double> eval_losses(const std::string& run) const { return test::run_metric(dir / run, "eval_loss"); }
+  std::vector<float> weights(const std::string& run) const { return test::final_weights(model, dir / run); }
 };
 
 void expect_same_run(const TinyJob& s, const std::string& ref, const std::string& run, double loss_tol,

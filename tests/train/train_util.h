@@ -60,6 +60,17 @@ inline std::string tiny_config(int dim, int layers, int heads, int kv_heads, int
   return j.dump();
 }
 
+// A scratch directory holding a model config.json and a token file, for tests that run the binary.
+struct TinyFiles {
+  std::filesystem::path dir;
+  std::string model, data;
+  TinyFiles(const std::string& name, const std::string& config_json, size_t tokens, int vocab, uint64_t seed)
+      : dir(scratch_dir(name)), model((dir / "config.json").string()), data((dir / "tokens.bin").string()) {
+    write_text(model, config_json);
+    write_tokens(data, tokens, vocab, seed);
+  }
+};
+
 // Every JSON line of metrics.jsonl that has a "loss".
 inline std::vector<nlohmann::json> read_steps(const std::string& run_dir) {
   std::vector<nlohmann::json> out;

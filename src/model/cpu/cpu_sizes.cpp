@@ -51,6 +51,7 @@ StageSizes cpu_stage_sizes(const StageGeometry& g) {
   s.add("x_final", MemKind::activations, Nr * D, 4, slots);
   s.add("lnf", MemKind::activations, Nr * D, 4, slots);
   s.add("rstdf", MemKind::activations, Nr, 4, slots);
+  if (train && o.slot_grads) s.add("slot.d_out", MemKind::activations, Nr * D, 4, slots);
 
   // Workspace: one layer's backward, the gathered rows of sequence parallelism, one LM-head
   // chunk with its cross-entropy statistics, the RoPE tables.

@@ -99,6 +99,7 @@ CpuStage::CpuStage(const ParamLayout& layout, const StageGeometry& g, TensorPara
     s.x_final = ac.floats("x_final");
     s.lnf = ac.floats("lnf");
     s.rstdf = ac.floats("rstdf");
+    if (!opt.forward_only && opt.slot_grads) s.d_out = ac.floats("slot.d_out");
   }
   if (sp_) full_ = kc.floats("sp.rows");
   if (!opt.forward_only) {
@@ -129,6 +130,14 @@ CpuStage::CpuStage(const ParamLayout& layout, const StageGeometry& g, TensorPara
   }
   for (const BufferCarver* c : {&wc, &gc, &ac, &kc}) c->finish();
   if (bf16_ || opt.pack_weights) plan_packed();
+  layer_grads_.resize(size_t(d.layers));
+  for (const ParamInfo& p : layout.params()) {
+    FlatRange& r = p.layer >= 0 ? layer_grads_[size_t(p.layer - layout.layers().begin)]
+                   : p.kind == ParamKind::embedding ? embed_grads_
+                                                    : head_grads_;
+    if (r.end == r.begin) r.begin = p.offset;
+    r.end = p.offset + p.numel;
+  }
 }
 
 void CpuStage::refresh_weights() {
@@ -263,6 +272,10 @@ StageMessage CpuStage::output_message(int slot) {
 // gradient in the same buffer: the pipeline never has both in flight at once.
 StageMessage CpuStage::output_grad_message() { return {d_res_, size_t(Nl_) * size_t(D_) * sizeof(float)}; }
 StageMessage CpuStage::input_grad_message() { return {d_res_, size_t(Nl_) * size_t(D_) * sizeof(float)}; }
+StageMessage CpuStage::slot_grad_message(int slot) {
+  float* d = slots_[size_t(slot)].d_out;
+  return d ? StageMessage{d, size_t(Nl_) * size_t(D_) * sizeof(float)} : output_grad_message();
+}
 
 void CpuStage::zero_grads() {
   if (!grads_.empty()) std::memset(grads_.data(), 0, grads_.size());
@@ -410,12 +423,16 @@ void CpuStage::forward(int slot, const int32_t* tokens, const int32_t* targets, 
   if (!layout_.last_stage()) return;
   // The head's backward runs here, fused with the loss; backward() continues from d_res_.
   loss_ += head_forward_backward(s, targets, loss_scale, need_grad);
+  if (!need_grad) return;
+  report(head_grads_);
+  if (s.d_out) std::memcpy(s.d_out, d_res_, sizeof(float) * size_t(Nl_) * size_t(D_));  // until its backward
 }
 
 // Non-last stages: d_res_ holds the gradient of the output (the pipeline received it there).
 void CpuStage::backward(int slot) {
   LT_CHECK(!opt_.forward_only, "stage: a forward-only stage has no backward");
   Slot& s = slots_[size_t(slot)];
+  if (s.d_out) std::memcpy(d_res_, s.d_out, sizeof(float) * size_t(Nl_) * size_t(D_));
   for (int l = int(s.layers.size()) - 1; l >= 0; --l) {
     const LayerWeights& w = w_.layers[size_t(l)];
     if (opt_.recompute) {
@@ -425,9 +442,12 @@ void CpuStage::backward(int slot) {
     } else {
       layer_backward(w, g_.layers[size_t(l)], s.layers[size_t(l)], s);
     }
+    report(layer_grads_[size_t(l)]);
   }
-  if (layout_.first_stage())
+  if (layout_.first_stage()) {
     cpu::embedding_backward(s.tokens, gather_rows(d_res_), g_.embed, N_, D_, ld_.vocab_begin, ld_.vocab);
+    report(embed_grads_);
+  }
 }
 
 }  // namespace lt

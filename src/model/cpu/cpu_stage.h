@@ -70,7 +70,9 @@ class CpuStage final : public Stage {
   StageMessage output_message(int slot) override;
   StageMessage output_grad_message() override;
   StageMessage input_grad_message() override;
+  StageMessage slot_grad_message(int slot) override;
   void logits(int slot, float* host_out) override;
+  void set_grad_ready_hook(GradReadyHook* hook) override { grad_hook_ = hook; }
   double activation_bytes() const override { return double(acts_.size() + work_.size()); }
 
  private:
@@ -83,6 +85,7 @@ class CpuStage final : public Stage {
     bool masked = false, restart = false;  // set_inputs gave document starts; positions restart
     std::vector<LayerActs> layers;
     float *x_final, *lnf, *rstdf;
+    float* d_out = nullptr;  // StageOptions::slot_grads: this slot's output gradient
   };
   // A GEMM operand: fp32 data and, in bf16 mode, its bf16 copy (nullptr: converted on use).
   struct Mat {
@@ -149,6 +152,17 @@ class CpuStage final : public Stage {
         *d_gate_ = nullptr, *d_up_ = nullptr, *d_h_ = nullptr;  // backward workspace (none forward-only)
   float *logits_, *ce_mx_, *ce_lse_, *ce_st_;  // head chunk workspace; ce_st_ = [sumexp | tlogit]
   float *rope_cos_, *rope_sin_;
+  // Gradient ranges reported to grad_hook_ as they complete: each local layer's, the head's
+  // (final norm + untied LM head) and the embedding's; {0, 0} when the stage has none.
+  struct FlatRange {
+    size_t begin = 0, end = 0;
+  };
+  void report(FlatRange r) const {
+    if (grad_hook_ && r.end > r.begin) grad_hook_->grads_ready(r.begin, r.end);
+  }
+  GradReadyHook* grad_hook_ = nullptr;
+  std::vector<FlatRange> layer_grads_;
+  FlatRange head_grads_, embed_grads_;
 };
 
 }  // namespace lt

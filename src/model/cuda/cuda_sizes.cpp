@@ -55,6 +55,7 @@ StageSizes cuda_stage_sizes(const StageGeometry& g) {
   s.add("x_final", MemKind::activations, Nr * D, 4, slots);
   s.add("lnf", MemKind::activations, Nr * D, 2, slots);
   s.add("rstdf", MemKind::activations, Nr, 4, slots);
+  if (train && o.slot_grads) s.add("slot.d_out", MemKind::activations, Nr * D, 4, slots);
 
   if (d.layers > 0) s.add("qkv.f32", MemKind::workspace, N * QKV);  // the q|k|v GEMM's output, before RoPE
   if (train) {

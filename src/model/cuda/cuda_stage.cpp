@@ -141,6 +141,7 @@ CudaStage::CudaStage(const ParamLayout& layout, const StageGeometry& g, TensorPa
     s.x_final = ac.floats("x_final");
     s.lnf = ac.take<bf16>("lnf");
     s.rstdf = ac.floats("rstdf");
+    if (!opt.forward_only && opt.slot_grads) s.d_out = ac.floats("slot.d_out");
   }
   if (d.layers > 0) qkv_f32_ = kc.floats("qkv.f32");
   if (!opt.forward_only) {
@@ -205,6 +206,10 @@ StageMessage CudaStage::output_message(int slot) {
 // leaves the input gradient in the same buffer.
 StageMessage CudaStage::output_grad_message() { return {d_res_, size_t(N_) * size_t(D_) * sizeof(float)}; }
 StageMessage CudaStage::input_grad_message() { return {d_res_, size_t(N_) * size_t(D_) * sizeof(float)}; }
+StageMessage CudaStage::slot_grad_message(int slot) {
+  float* d = slots_[size_t(slot)].d_out;
+  return d ? StageMessage{d, size_t(N_) * size_t(D_) * sizeof(float)} : output_grad_message();
+}
 
 double CudaStage::activation_bytes() const { return double(acts_mem_.bytes() + work_mem_.bytes()); }
 
@@ -369,12 +374,18 @@ void CudaStage::forward(int slot, const int32_t* tokens, const int32_t* targets,
   }
   // The head's backward runs here, fused with the loss; backward() continues from d_res_.
   if (layout_.last_stage()) head_forward_backward(s, loss_scale, need_grad);
+  if (layout_.last_stage() && need_grad && s.d_out)  // interleaved: kept until this slot's backward
+    LT_CUDA(cudaMemcpyAsync(s.d_out, d_res_, size_t(N_) * size_t(D_) * sizeof(float), cudaMemcpyDeviceToDevice,
+                            stream_));
 }
 
 // Non-last stages: d_res_ holds the gradient of the output (the pipeline received it there).
 void CudaStage::backward(int slot) {
   LT_CHECK(!opt_.forward_only, "stage: a forward-only stage has no backward");
   Slot& s = slots_[size_t(slot)];
+  if (s.d_out)
+    LT_CUDA(cudaMemcpyAsync(d_res_, s.d_out, size_t(N_) * size_t(D_) * sizeof(float), cudaMemcpyDeviceToDevice,
+                            stream_));
   for (int l = int(s.layers.size()) - 1; l >= 0; --l) {
     const LayerWeights& w = w_.layers[size_t(l)];
     if (opt_.recompute) {

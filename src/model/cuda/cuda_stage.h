@@ -49,6 +49,7 @@ class CudaStage final : public Stage {
   StageMessage output_message(int slot) override;
   StageMessage output_grad_message() override;
   StageMessage input_grad_message() override;
+  StageMessage slot_grad_message(int slot) override;
   void logits(int slot, float* host_out) override;
   double activation_bytes() const override;
 
@@ -79,6 +80,7 @@ class CudaStage final : public Stage {
     float* x_final = nullptr;
     bf16* lnf = nullptr;
     float* rstdf = nullptr;
+    float* d_out = nullptr;  // StageOptions::slot_grads: this slot's output gradient
   };
   // One matrix weight's bf16 compute copy: element i of the fp32 weight at `f32` is element i
   // of `bf16`. Runs that are adjacent in the flat buffer (q|k|v, gate|up) are adjacent here too.
