@@ -255,12 +255,13 @@ TEST(CptTrain, SpikeGuardSkipsOrRollsBack) {
 }
 
 // train.document_mask on a prepared dataset (format version 3): the same training in one process
-// and at tp2 x pp2 with sequence parallelism (held-out sets masked too), different from the
-// unmasked run; data without document boundaries and a backend without masking are clear errors.
+// at tp2 x pp2 with sequence parallelism (held-out sets masked too) and with an interleaved
+// pipeline (pp2 x v2: the masks follow each chunk's micro-batch through the program), different
+// from the unmasked run; data without document boundaries and a backend without masking are clear errors.
 TEST(CptTrain, DocumentMaskIsLayoutIndependent) {
   CptRun t("cpt_docmask");
   const std::string data = (t.dir / "data").string(), model = (t.dir / "v512.json").string();
-  test::write_text(model, test::tiny_config(48, 3, 4, 2, 100, 512, false));
+  test::write_text(model, test::tiny_config(48, 4, 4, 2, 100, 512, false));
   // Short documents (one line of the manual each), so that most samples hold several.
   std::ifstream in(test::source_path("assets/corpus/gimp_help/gimp_help_en.txt"));
   std::string line, text;
@@ -284,6 +285,13 @@ TEST(CptTrain, DocumentMaskIsLayoutIndependent) {
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), a.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-5 * a[i]) << "step " << i + 1;
+  auto vpp = t.mpi(2, "pp2v2", run + "parallel.pp=2 parallel.virtual_stages=2");
+  ASSERT_EQ(vpp.status, 0) << vpp.output;
+  auto c = t.losses("pp2v2");
+  ASSERT_EQ(c.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(c[i], a[i], 1e-5 * a[i]) << "interleaved, step " << i + 1;
+  EXPECT_NEAR(t.lines("pp2v2", "valid")[1]["valid"]["held"]["loss"].get<double>(),
+              t.lines("one", "valid")[1]["valid"]["held"]["loss"].get<double>(), 1e-5);
   const auto ea = t.lines("one", "valid"), eb = t.lines("tp2pp2sp", "valid");
   ASSERT_EQ(ea.size(), 2u);
   ASSERT_EQ(eb.size(), 2u);
