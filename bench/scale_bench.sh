@@ -15,6 +15,8 @@
 # machine falls on all of them alike.
 #
 #   bash bench/scale_bench.sh [build] [steps] [reps]     (machine: say which, and its load)
+#   SECTIONS="4" MODELS="stories110m" bash bench/scale_bench.sh ...   (a part of it)
+# Each run's checkpoints are deleted once measured (stories110M's are 1.3 GB each).
 set -euo pipefail
 build=${1:-build}
 steps=${2:-6}
@@ -31,7 +33,10 @@ mpi() {  # mpi <np> <program...>
     -x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY -np "$np" "$@"
 }
 common="model=stories15m data.path=$out/tokens.bin train.seq_len=256 train.global_batch_size=8 \
-train.micro_batch_size=1 train.steps=$steps optim.warmup_steps=1 checkpoint.every=1000000"
+train.micro_batch_size=1 train.steps=$steps optim.warmup_steps=1 checkpoint.every=1000000 checkpoint.at_end=false"
+sections=${SECTIONS:-1 2 3 4}
+models=${MODELS:-stories15m stories110m}
+on() { [[ " $sections " == *" $1 "* ]]; }
 rank_stat() {  # rank_stat <run> <jq-like path: python expression on j>
   /usr/bin/python3 - "$out/$1" "$2" <<'EOF'
 import glob, json, sys
@@ -42,6 +47,7 @@ print(f"{max(vals):.4f}" if vals else "n/a")
 EOF
 }
 
+if on 1; then
 echo "## 1. schedule bubble (sleeping stages, 40 ms forward / 80 ms backward per stage, 288 KiB messages, m = 8)"
 echo "| pp | v | step s | measured bubble | (p-1)/(v*m+p-1) |"
 echo "|---|---|---|---|---|"
@@ -52,6 +58,8 @@ for pp in 2 4; do
   done
 done
 
+fi
+if on 2; then
 echo
 echo "## 2. pp 2, stories15M: cut and interleaving"
 echo "| run | cut | tokens/s | s/step | bubble measured | (p-1)/(v*m+p-1) |"
@@ -69,6 +77,8 @@ for run in "even:parallel.stage_starts=even:1" "auto:parallel.stage_starts=auto:
 done
 done
 
+fi
+if on 3; then
 echo
 echo "## 3. data-parallel gradient reduction: seconds per step waiting on it"
 echo "| layout | overlap | wait s/step (max over ranks) | buckets started during backward | s/step |"
@@ -86,11 +96,13 @@ for lay in "dp2:2:" "dp2xtp2:4:parallel.tp=2"; do
 done
 done
 
+fi
+if on 4; then
 echo
 echo "## 4. checkpoint stall per save (one process; saves at steps 2 and 4 of 5, and the last)"
 echo "| model | threads | checkpoint.async | stall s per save | mean s/step | s/step after a save (steps 3, 5) |"
 echo "|---|---|---|---|---|---|"
-for model in stories15m stories110m; do
+for model in $models; do
   for threads in 2 1; do
   for rep in $(seq 1 "$reps"); do
   for async in false true; do
@@ -108,7 +120,9 @@ mean = sum(s["step_s"] for s in steps[1:]) / max(1, len(steps) - 1)
 stall = summary["checkpoint_stall_s"] / max(1, summary["checkpoints_written"])
 print(f"| {model} | {threads} | {a} | {stall:.3f} | {mean:.2f} | {', '.join(f'{x:.2f}' for x in after)} |")
 EOF
+    rm -rf "$out/$r/checkpoints"
   done
   done
   done
 done
+fi
