@@ -103,7 +103,8 @@ void register_launch(CLI::App& app) {
     l.stop_grace_s = dur(o->stop_grace, "--stop-grace", l.stop_grace_s);
     l.kill_grace_s = dur(o->kill_grace, "--kill-grace", l.kill_grace_s);
     l.healthcheck_timeout_s = dur(o->hc_timeout, "--healthcheck-timeout", l.healthcheck_timeout_s);
-    l.stop_before_s = dur(o->stop_before, "--stop-before", l.stop_before_s);
+    const bool zero_stop = o->stop_before == "0" || o->stop_before == "0s";  // use the whole allocation
+    l.stop_before_s = zero_stop ? 0 : dur(o->stop_before, "--stop-before", l.stop_before_s);
     if (o->backoff == "0" || o->backoff == "0s")
       l.backoff_s = 0;
     else

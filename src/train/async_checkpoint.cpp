@@ -70,7 +70,8 @@ void background_priority() { setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)
 
 }  // namespace
 
-void wait_for_shards(const std::string& tmp_dir, const CheckpointMeta& meta, double timeout_s) {
+void wait_for_shards(const std::string& tmp_dir, const CheckpointMeta& meta, double timeout_s,
+                     const std::atomic<bool>* cancel) {
   const auto t0 = std::chrono::steady_clock::now();
   for (;;) {
     std::vector<std::string> missing;
@@ -82,11 +83,14 @@ void wait_for_shards(const std::string& tmp_dir, const CheckpointMeta& meta, dou
              "checkpoint: after {:.0f} s {} still lacks {} (is checkpoint.dir shared by every rank, and did every rank "
              "write its shard?)",
              waited, tmp_dir, fmt::join(missing, ", "));
+    LT_CHECK(!cancel || !cancel->load(), "checkpoint: {} abandoned unfinished (the process is exiting on an error)",
+             tmp_dir);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
 AsyncCheckpointWriter::~AsyncCheckpointWriter() {
+  cancel_ = true;
   try {
     wait();
   } catch (const std::exception& e) {
@@ -137,7 +141,7 @@ void AsyncCheckpointWriter::run(const CheckpointJob& job) {
 void AsyncCheckpointWriter::finish_job(const CheckpointJob& job) {
   if (job.delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(job.delay_s));
   if (!job.meta) return;
-  wait_for_shards(job.tmp_dir, *job.meta, job.peer_timeout_s);
+  wait_for_shards(job.tmp_dir, *job.meta, job.peer_timeout_s, &cancel_);
   const std::string dir = finalize_checkpoint(job.root, *job.meta, job.keep_last);
   if (job.on_final) job.on_final(dir);
 }

@@ -26,6 +26,7 @@
 // and host memory alone.
 #pragma once
 #include <cstddef>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -72,7 +73,9 @@ struct CheckpointJob {
 class AsyncCheckpointWriter {
  public:
   AsyncCheckpointWriter() = default;
-  ~AsyncCheckpointWriter();  // waits for the writer; an error is logged (it cannot be thrown)
+  // Waits for the writer, which stops waiting for the other ranks' files at once (an unfinished
+  // checkpoint stays a .tmp); an error is logged (it cannot be thrown).
+  ~AsyncCheckpointWriter();
 
   // Copies this rank's state into the host snapshot, per shard: the whole weight buffer when
   // it writes the model, else [begin, end) of it; AdamW's m and v of [begin, end) when it
@@ -102,6 +105,7 @@ class AsyncCheckpointWriter {
   std::vector<Snapshot> snaps_;
   std::thread thread_;
   std::exception_ptr error_;
+  std::atomic<bool> cancel_{false};  // set by the destructor: stop waiting for the other ranks
   std::mutex mu_;
   std::condition_variable cv_;
   bool reading_ = false;  // a live job still reads the state
@@ -109,6 +113,8 @@ class AsyncCheckpointWriter {
 
 // Rank 0: waits until every file `meta` implies is in `tmp_dir` with its .digest sidecar;
 // throws naming the missing files after `timeout_s`.
-void wait_for_shards(const std::string& tmp_dir, const CheckpointMeta& meta, double timeout_s);
+// Throws when `cancel` becomes true meanwhile (the process is unwinding on an error).
+void wait_for_shards(const std::string& tmp_dir, const CheckpointMeta& meta, double timeout_s,
+                     const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace lt

@@ -210,10 +210,10 @@ void Checkpointer::save(const TrainPosition& pos, const nlohmann::json& schedule
                   : "state copied, files written in the background");
 }
 
-// Collective: no rank may exit before rank 0 has finalised the last checkpoint — a rank that
-// exits with 85 (stopped) makes mpirun / srun end the others, finalisation included.
 void Checkpointer::release_state() { stall_s_ += writer_.release_state(); }
 
+// Collective: no rank may exit before rank 0 has finalised the last checkpoint — a rank that
+// exits with 85 (stopped) makes mpirun / srun end the others, finalisation included.
 void Checkpointer::finish() {
   writer_.wait();
   groups_.world().barrier();

@@ -67,7 +67,7 @@ class Checkpointer {
   // reports them (nullopt without checkpoint.remote); a report that is not complete makes the
   // run exit kExitRemoteIncomplete.
   std::optional<RemoteSyncStatus> finish_remote();
-  // Seconds the step loop spent inside save() (the stall checkpoints cost it).
+  // Seconds the step loop spent inside save() and release_state() (the stall checkpoints cost it).
   double stall_seconds() const { return stall_s_; }
 
  private:

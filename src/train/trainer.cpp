@@ -88,6 +88,7 @@ class Trainer {
   NanGuard nan_guard_;
   SpikeGuard spike_;
   RankTimes times_;  // for rank_<r>.json: the timed steps (all but the first)
+  bool timing_ = false;  // past the run's first step (a rollback does not start it again)
 };
 
 Trainer::Trainer(const RunConfig& cfg, Runtime& rt)
@@ -268,8 +269,10 @@ int Trainer::run(const TrainOptions& opts) {
     const bool rollback = r.spike ? spike_.rolls_back()
                                   : r.skipped && nan_guard_.on_nonfinite(pos_.step, r.loss, r.grad_norm);
     if (r.spike) on_spike(r, samples_from, metrics.get());
-    StepRecord m = meter.finish(pos_.step, pos_.tokens_seen, r.loss, lr, r.grad_norm, pos_.step - first_step == 1);
-    if (pos_.step - first_step == 1) {  // the first step (primitive creation) is left out of the rank stats
+    const bool first = !timing_;  // the run's first step (primitive creation) is left out of the timings
+    timing_ = true;
+    StepRecord m = meter.finish(pos_.step, pos_.tokens_seen, r.loss, lr, r.grad_norm, first);
+    if (first) {
       times_.pipeline_wait_s = 0;
       rank_->reset_stats();
       for (Comm* c : {&dev().tp(), &dev().pp(), &dev().dp(), &world}) c->reset_stats();

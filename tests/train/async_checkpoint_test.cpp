@@ -3,11 +3,15 @@
 // on while they are written, and the last save is complete when the process exits.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/file.h"
+#include "core/timer.h"
+#include "train/async_checkpoint.h"
 #include "train/train_util.h"
 
 namespace lt {
@@ -74,6 +78,35 @@ TEST(AsyncCheckpoint, TrainingContinuesWhileTheCheckpointIsWritten) {
   const auto summary = nlohmann::json::parse(r.output.substr(r.output.rfind("{\"")));
   EXPECT_LT(summary["checkpoint_stall_s"].get<double>(), 2.0);
   EXPECT_EQ(summary["checkpoints_written"].get<int>(), 2);
+}
+
+// A writer destroyed while rank 0 waits for another rank's files (the process unwinding on an
+// error, that rank dead) gives up at once instead of after checkpoint.peer_timeout_s, and leaves
+// the step unfinished: a .tmp, no DONE.
+TEST(AsyncCheckpoint, AWriterDestroyedMidWaitAbandonsTheStep) {
+  const fs::path root = test::scratch_dir("async_ckpt_cancel");
+  CheckpointJob job;
+  job.root = root.string();
+  job.tmp_dir = (root / "step_00000003.tmp").string();
+  fs::create_directories(job.tmp_dir);
+  CheckpointMeta m;
+  m.step = 3;
+  m.tp = 1;
+  m.pp = 2;  // expects tp0_pp0 and tp0_pp1: nobody writes them
+  job.meta = m;
+  job.keep_last = 3;
+  job.peer_timeout_s = 600;
+  Timer t;
+  {
+    AsyncCheckpointWriter w;
+    w.start(job);  // no shards of its own: straight to waiting for the others
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(w.busy());
+  }
+  EXPECT_LT(t.seconds(), 30.0);
+  EXPECT_TRUE(fs::exists(job.tmp_dir));
+  EXPECT_FALSE(fs::exists(root / "step_00000003" / "DONE"));
+  EXPECT_FALSE(fs::exists(root / "step_00000003"));
 }
 
 }  // namespace
