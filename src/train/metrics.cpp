@@ -15,18 +15,19 @@
 namespace lt {
 
 StepMeter::StepMeter(int64_t tokens_per_step, double flops_per_step, double peak_flops, int64_t steps,
-                     int64_t seq_len)
+                     int64_t seq_len, bool memory)
     : tokens_per_step_(tokens_per_step),
       steps_(steps),
       seq_len_(seq_len),
       flops_per_step_(flops_per_step),
       peak_flops_(peak_flops),
       first_loss_(std::nan("")),
-      last_loss_(std::nan("")) {}
+      last_loss_(std::nan("")),
+      memory_(memory) {}
 
 void StepMeter::start() {
   clock_.reset();
-  faults0_ = page_faults();
+  if (memory_) faults0_ = page_faults();
 }
 
 StepRecord StepMeter::finish(int64_t step, int64_t tokens_seen, double loss, double lr, double grad_norm, bool first) {
@@ -49,9 +50,11 @@ StepRecord StepMeter::finish(int64_t step, int64_t tokens_seen, double loss, dou
   m.tokens_per_s = double(tokens_per_step_) / dt;
   m.mfu = flops_per_step_ / dt / peak_flops_;
   m.tokens = tokens_seen;
-  m.page_faults = page_faults() - faults0_;
-  m.rss_bytes = current_rss_bytes();
-  m.peak_rss_bytes = peak_rss_bytes();
+  if (memory_) {
+    m.page_faults = page_faults() - faults0_;
+    m.rss_bytes = current_rss_bytes();
+    m.peak_rss_bytes = peak_rss_bytes();
+  }
   m.eta_s = mean() * double(steps_ - step);
   m.seq_len = seq_len_;
   return m;

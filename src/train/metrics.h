@@ -28,10 +28,13 @@ struct StepRecord {
 
 // The timing side of each step: its clock and page faults, the running mean of step times
 // (leaving out the run's first step: warm-up, primitive creation), the first and last loss,
-// and the step's record with throughput, MFU against `peak_flops` and the ETA.
+// and the step's record with throughput, MFU against `peak_flops` and the ETA. Only a meter with
+// `memory` (the rank that writes the records) reads page faults and RSS: the others skip the
+// system calls every step.
 class StepMeter {
  public:
-  StepMeter(int64_t tokens_per_step, double flops_per_step, double peak_flops, int64_t steps, int64_t seq_len);
+  StepMeter(int64_t tokens_per_step, double flops_per_step, double peak_flops, int64_t steps, int64_t seq_len,
+            bool memory);
   void start();  // before a step
   // After it: the record of step `step` (fields the trainer knows are filled by it), its seconds
   // counted in the mean unless it is the run's first.
@@ -47,6 +50,7 @@ class StepMeter {
   Timer clock_;
   double sum_ = 0, first_s_ = 0, first_loss_, last_loss_;
   int64_t n_ = 0, faults0_ = 0;
+  bool memory_;
 };
 
 class MetricsSink {

@@ -243,7 +243,8 @@ int Trainer::run(const TrainOptions& opts) {
   if (is_log_rank()) metrics = std::make_unique<MetricsSink>(cfg_.run_dir, pos_.step);
   const int64_t tokens_per_step = int64_t(cfg_.global_batch_size) * cfg_.seq_len;
   StepMeter meter(tokens_per_step, model_.flops_per_token(cfg_.seq_len) * double(tokens_per_step),
-                  backend_->peak_flops(cfg_.precision) * world.size(), cfg_.steps, cfg_.seq_len);
+                  backend_->peak_flops(cfg_.precision) * world.size(), cfg_.steps, cfg_.seq_len,
+                  metrics != nullptr);
   if (is_log_rank()) {
     const ParallelDims& d = groups_->dims();
     log::info("training {} ({:.2f}M params) for {} steps on {}: tp{} pp{}{} dp{}{}, {} micro-batches of {} x {} tokens "
