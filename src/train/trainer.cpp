@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <omp.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -25,10 +24,8 @@
 #include "parallel/topology.h"
 #include "parallel/tp_comm_ops.h"
 #include "train/checkpointer.h"
-#include "train/grad_reducer.h"
 #include "train/metrics.h"
 #include "train/nan_guard.h"
-#include "train/optimizer.h"
 #include "train/pipeline.h"
 #include "train/rank_model.h"
 #include "train/run_status.h"
